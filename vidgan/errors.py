@@ -1,0 +1,17 @@
+"""Errors a user can cause. The CLI prints their message as one sentence and exits 2."""
+
+
+class VidganError(Exception):
+    """Base of every error caused by user input (a path, a file, an option)."""
+
+
+class InputError(VidganError, ValueError):
+    """A bad argument, option or file content; the message names it and says what to do."""
+
+
+class DataError(InputError):
+    """A dataset that cannot be used (missing, empty, all clips too short, corrupt)."""
+
+
+class CheckpointError(InputError):
+    """A checkpoint that is missing, corrupt or made by an incompatible configuration."""
