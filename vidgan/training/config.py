@@ -1,0 +1,325 @@
+"""TrainConfig: every knob of a training run, serialised to JSON, built from several sources.
+
+Sources, later ones win (`TrainConfig.from_sources`):
+
+    1. the defaults below,
+    2. RUN_DIR/train_config.json when RUN_DIR already holds a run (so `vidgan train --out RUN_DIR`
+       alone resumes with the settings it was started with),
+    3. a JSON file (`--config FILE`),
+    4. command-line flags (`--batch 16`; `--resolution`/`--frames` set `model.resolution`/`model.frames`),
+    5. dotted assignments (`--set model.motion=gru --set betas=[0,0.99]`).
+
+Unknown keys and wrongly typed values raise vidgan.errors.InputError naming them.
+"""
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from vidgan.errors import InputError
+from vidgan.models import ModelConfig
+from vidgan.training.augment import AUGMENTS
+from vidgan.training.losses import LOSSES
+
+RUN_CONFIG_NAME = "train_config.json"
+# Flag/file keys that are shorthands for nested model fields.
+ALIASES = {"resolution": "model.resolution", "frames": "model.frames"}
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one training run. `model` is the vidgan.models.ModelConfig of G, Df and Dc."""
+
+    run_dir: str = "run"                 # checkpoints/, samples/, stats.jsonl, train_config.json
+    data: Optional[str] = None           # frame folders, video files, one video, or a .vidpack
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+    # data
+    stride: int = 1                      # frame step inside a clip
+    keep_aspect: bool = False            # pad to square instead of centre-cropping
+    hflip: bool = False                  # dataset-level random horizontal flip of real clips
+    workers: int = 2                     # data-loading processes per rank (0 = in the main process)
+
+    # optimisation
+    batch: int = 8                       # global batch (all ranks, all accumulation rounds)
+    accum: int = 1                       # gradient-accumulation rounds per step
+    steps: int = 20000                   # total optimiser steps (a resumed run continues up to this)
+    minutes: Optional[float] = None      # also stop (with a checkpoint) after this much wall time
+    seed: int = 0
+    lr: float = 0.0025                   # generator learning rate
+    d_lr: Optional[float] = None         # discriminator learning rate (None = lr)
+    betas: Tuple[float, float] = (0.0, 0.99)
+    loss: str = "logistic"               # one of LOSSES
+    frame_weight: float = 1.0            # weight of the frame discriminator's loss terms
+    clip_weight: float = 1.0             # weight of the clip discriminator's loss terms
+    r1_gamma: float = 0.1                # R1 weight on real data (0 = off; ignored by wgan-gp)
+    r1_every: int = 16                   # lazy R1: every k steps, scaled by k
+    gp_weight: float = 10.0              # WGAN-GP gradient-penalty weight
+    ema_kimg: float = 10.0               # EMA half-life of the generator, in thousands of clips
+    ema_rampup: Optional[float] = 0.05   # half-life at most this fraction of the clips seen (None = off)
+
+    # augmentation: the same random transform on every frame of a clip, on reals and fakes
+    augment_p: float = 0.0               # probability of each transform (0 = off)
+    augment: Tuple[str, ...] = ("flip", "translate", "color")
+    augment_target: Optional[float] = None  # adaptive p: aim E[sign(D(real))] at this (e.g. 0.6)
+    augment_speed_kimg: float = 100.0    # adaptive p: kimg for p to move by 1
+
+    # hardware
+    device: str = "auto"                 # auto | cpu | cuda | cuda:N
+    amp: bool = False                    # bf16 autocast (CUDA only)
+    channels_last: bool = False          # channels_last memory format (CUDA only)
+
+    # outputs
+    log_every: int = 50                  # stats.jsonl, TensorBoard and progress-bar losses
+    ckpt_every: int = 1000
+    keep: int = 3                        # checkpoints kept (the newest K)
+    sample_every: int = 500              # sample grid MP4 + PNG contact sheet (0 = off)
+    sample_num: int = 16                 # clips in the sample grid (fixed seeds)
+    sample_fps: float = 8.0
+    eval_every: int = 0                  # FVD against the data every N steps (0 = off)
+    eval_clips: int = 256
+    i3d: Optional[str] = None            # I3D weights for FVD (None = vidgan.metrics' default)
+    tensorboard: bool = True             # TensorBoard scalars and videos when it is installed
+    progress: bool = True                # tqdm progress bar on rank 0
+
+    # debugging: make the loss NaN at these steps (each step once) to exercise recovery
+    debug_nan_steps: Tuple[int, ...] = ()
+
+    def __post_init__(self):
+        if isinstance(self.model, dict):
+            self.model = ModelConfig.from_dict(self.model)
+        self.betas = tuple(self.betas)
+        self.augment = tuple(self.augment)
+        self.debug_nan_steps = tuple(int(s) for s in self.debug_nan_steps)
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self) -> Dict[str, Any]:
+        """A JSON-ready dict (the model config nested under "model")."""
+        d = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name == "model":
+                v = v.to_dict()
+            elif isinstance(v, tuple):
+                v = list(v)
+            d[f.name] = v
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any], source: str = "the training config") -> "TrainConfig":
+        """Build and validate; unknown keys or bad values raise InputError naming them and `source`."""
+        merged = cls().to_dict()
+        _merge(merged, d, source)
+        cfg = cls(**{k: v for k, v in merged.items() if k != "model"}, model=ModelConfig.from_dict(merged["model"]))
+        cfg.validate()
+        return cfg
+
+    def to_json(self, path: str) -> None:
+        """Write atomically as indented JSON."""
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "w") as fh:
+            json.dump(self.to_dict(), fh, indent=2, sort_keys=True)
+            fh.write("\n")
+        os.replace(tmp, path)
+
+    # ------------------------------------------------------------------ sources
+    @classmethod
+    def from_sources(cls, run_dir: str, config_file: Optional[str] = None,
+                     overrides: Optional[Dict[str, Any]] = None,
+                     assignments: Optional[Sequence[str]] = None) -> "TrainConfig":
+        """Defaults < RUN_DIR/train_config.json < config_file < overrides (flags) < assignments (KEY=VALUE)."""
+        merged = cls().to_dict()
+        saved = os.path.join(run_dir, RUN_CONFIG_NAME)
+        if os.path.isfile(saved):
+            _merge(merged, _read_json(saved), saved)
+        if config_file is not None:
+            _merge(merged, _read_json(config_file), config_file)
+        if overrides:
+            _merge(merged, dict(overrides), "the command-line flags")
+        if assignments:
+            _merge(merged, _parse_assignments(assignments), "--set")
+        merged["run_dir"] = str(run_dir)
+        try:
+            model = ModelConfig.from_dict(merged["model"])
+        except InputError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"the model config is invalid ({exc}); fix the model.* keys.") from None
+        cfg = cls(**{k: v for k, v in merged.items() if k != "model"}, model=model)
+        cfg.validate()
+        return cfg
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> None:
+        """Raise InputError (one sentence naming the key) for any value that cannot work."""
+        # Re-validate the model through its own checks (resolution power of two, frames >= 2, ...).
+        res, frames = int(self.model.resolution), int(self.model.frames)
+        if res < 4 or res & (res - 1):
+            raise InputError(f"resolution {res} is not a power of two; use 32, 64, 128 or 256 (--resolution).")
+        if frames < 2:
+            raise InputError(f"frames must be at least 2 for a video model, got {frames} (--frames).")
+        ModelConfig.from_dict(self.model.to_dict())
+        if self.loss not in LOSSES:
+            raise InputError(f"loss {self.loss!r} is unknown; choose one of {', '.join(LOSSES)} (--set loss=...).")
+        bad_aug = [a for a in self.augment if a not in AUGMENTS]
+        if bad_aug:
+            raise InputError(f"augment lists unknown transform(s) {', '.join(bad_aug)}; "
+                             f"choose from {', '.join(AUGMENTS)}.")
+        for name in ("batch", "accum", "steps", "r1_every", "keep", "sample_num", "stride"):
+            lo = 0 if name == "steps" else 1
+            if int(getattr(self, name)) < lo:
+                raise InputError(f"{name} must be at least {lo}, got {getattr(self, name)}.")
+        for name in ("workers", "log_every", "ckpt_every", "sample_every", "eval_every", "eval_clips"):
+            if int(getattr(self, name)) < 0:
+                raise InputError(f"{name} must not be negative, got {getattr(self, name)}.")
+        for name in ("lr", "ema_kimg", "sample_fps", "augment_speed_kimg"):
+            if not float(getattr(self, name)) > 0:
+                raise InputError(f"{name} must be positive, got {getattr(self, name)}.")
+        if self.d_lr is not None and not self.d_lr > 0:
+            raise InputError(f"d_lr must be positive (or null for lr), got {self.d_lr}.")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise InputError(f"betas must be two numbers in [0, 1), got {list(self.betas)}.")
+        if not 0 <= self.augment_p <= 1:
+            raise InputError(f"augment_p must be in [0, 1], got {self.augment_p}.")
+        if self.augment_target is not None and not 0 < self.augment_target < 1:
+            raise InputError(f"augment_target must be in (0, 1) or null, got {self.augment_target}.")
+        if self.minutes is not None and not self.minutes > 0:
+            raise InputError(f"minutes must be positive (or null for no limit), got {self.minutes}.")
+        for name in ("r1_gamma", "gp_weight", "frame_weight", "clip_weight"):
+            if float(getattr(self, name)) < 0:
+                raise InputError(f"{name} must not be negative, got {getattr(self, name)}.")
+        if self.frame_weight == 0 and self.clip_weight == 0:
+            raise InputError("frame_weight and clip_weight are both 0; at least one discriminator must train.")
+
+    def check_world(self, world_size: int) -> int:
+        """The per-rank micro-batch; InputError unless batch divides into world_size * accum parts."""
+        parts = world_size * self.accum
+        if self.batch % parts:
+            raise InputError(f"batch {self.batch} is not divisible by world size {world_size} x accum {self.accum}; "
+                             f"use a batch that is a multiple of {parts} (--batch).")
+        return self.batch // parts
+
+
+# ---------------------------------------------------------------------- merging helpers
+def _read_json(path: str) -> Dict[str, Any]:
+    try:
+        with open(path) as fh:
+            d = json.load(fh)
+    except FileNotFoundError:
+        raise InputError(f"config file {path} does not exist; check the path given to --config.") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"config file {path} is not valid JSON ({exc}); fix or remove it.") from None
+    if not isinstance(d, dict):
+        raise InputError(f"config file {path} must hold a JSON object of TrainConfig keys, not {type(d).__name__}.")
+    return d
+
+
+def _parse_assignments(items: Sequence[str]) -> Dict[str, Any]:
+    """["a.b=1", "loss=hinge"] -> {"a": {"b": 1}, "loss": "hinge"}; values are JSON, else plain strings."""
+    out: Dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = str(item).partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InputError(f"--set {item!r} is not of the form KEY=VALUE (e.g. --set model.motion=gru).")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        node = out
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise InputError(f"--set {item!r} conflicts with another assignment to {p}.")
+        node[parts[-1]] = value
+    return out
+
+
+def _flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and (prefix + k) == "model":
+            out.update(_flatten(v, prefix + k + "."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def _merge(base: Dict[str, Any], new: Dict[str, Any], source: str) -> None:
+    """Merge `new` (nested or dotted keys) into the full dict `base`, type-checking each value."""
+    flat = {}
+    for k, v in _flatten(new).items():
+        flat[ALIASES.get(k, k)] = v
+    unknown = []
+    for key, value in flat.items():
+        parts = key.split(".")
+        node, name = base, parts[-1]
+        ok = True
+        for p in parts[:-1]:
+            if not isinstance(node.get(p), dict):
+                ok = False
+                break
+            node = node[p]
+        if not ok or name not in node:
+            unknown.append(key)
+            continue
+        node[name] = _coerce(key, value, node[name], source)
+    if unknown:
+        raise InputError(f"unknown training config key(s) {', '.join(sorted(unknown))} in {source}; "
+                         f"see the TrainConfig fields (model.* for the model) for the valid names.")
+
+
+def _coerce(key: str, value: Any, default: Any, source: str) -> Any:
+    """Convert `value` to the type of the current `default` (None default accepts anything)."""
+    def bad():
+        return InputError(f"{key}={value!r} in {source} has the wrong type; expected "
+                          f"{type(default).__name__} like {default!r}.")
+
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0", "on", "off"):
+            return value.lower() in ("true", "yes", "1", "on")
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise bad()
+    if isinstance(default, int):
+        if isinstance(value, bool):
+            raise bad()
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise bad()
+    if isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise bad()
+    if isinstance(default, str):
+        if isinstance(value, str):
+            return value
+        raise bad()
+    if isinstance(default, (list, tuple)):
+        if isinstance(value, str):  # "flip,color" -> ["flip", "color"]
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        raise bad()
+    return value
+
+
+def config_diff(a: Dict[str, Any], b: Dict[str, Any], prefix: str = "") -> List[str]:
+    """Dotted keys whose values differ between two (nested) config dicts."""
+    keys = sorted(set(a) | set(b))
+    out = []
+    for k in keys:
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += config_diff(va, vb, prefix + k + ".")
+        elif va != vb:
+            out.append(prefix + k)
+    return out

@@ -1,0 +1,226 @@
+"""Training checkpoints: save atomically, keep the newest K, load with fallback past corrupt ones.
+
+Layout of one checkpoint (RUN_DIR/checkpoints/step-XXXXXXXX/):
+
+    config.json            model config + meta (vidgan.checkpoint.save_model)   } a loadable model:
+    generator.safetensors  the EMA generator (vidgan.checkpoint.save_model)     } vidgan.load(RUN_DIR)
+    modules.safetensors    G, Df, Dc (keys prefixed "G.", "Df.", "Dc.")
+    state.pt               optimiser states, step, RNG states of every rank, data position, learning-rate
+                           scale, augmentation p (tensors/numbers/lists/dicts only: torch.load(weights_only=True))
+    train.json             the TrainConfig of the run
+
+A checkpoint is written into checkpoints/.tmp-step-XXXXXXXX/ and renamed into place, so a
+folder named step-* is always complete. Nothing here ever unpickles code.
+"""
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from vidgan.errors import CheckpointError
+
+CKPT_DIR = "checkpoints"
+PREFIX = "step-"
+MODULES_FILE = "modules.safetensors"
+STATE_FILE = "state.pt"
+TRAIN_FILE = "train.json"
+
+
+def ckpt_name(step: int) -> str:
+    return f"{PREFIX}{step:08d}"
+
+
+def list_checkpoints(run_dir) -> List[Tuple[int, Path]]:
+    """[(step, path)] of the complete checkpoints under RUN_DIR/checkpoints/, oldest first."""
+    root = Path(run_dir) / CKPT_DIR
+    if not root.is_dir():
+        return []
+    out = []
+    for p in root.iterdir():
+        name = p.name
+        if p.is_dir() and name.startswith(PREFIX) and name[len(PREFIX):].isdigit():
+            out.append((int(name[len(PREFIX):]), p))
+    return sorted(out)
+
+
+def clean_temp(run_dir) -> None:
+    """Remove half-written checkpoint folders left by a crash."""
+    root = Path(run_dir) / CKPT_DIR
+    if root.is_dir():
+        for p in root.iterdir():
+            if p.name.startswith(".tmp-") or p.name.startswith(".old-"):
+                shutil.rmtree(p, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------- RNG states
+def rng_state() -> Dict[str, Any]:
+    """torch (CPU, and every CUDA device), numpy and python RNG states as tensors/ints/lists."""
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    out = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"name": str(np_state[0]), "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
+        "python": {"version": py_state[0], "state": list(py_state[1]), "gauss": py_state[2]},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        out["cuda"] = torch.cuda.get_rng_state_all()
+    return out
+
+
+def set_rng_state(s: Dict[str, Any]) -> None:
+    """Inverse of rng_state()."""
+    torch.set_rng_state(s["torch"].cpu().to(torch.uint8))
+    n = s["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    p = s["python"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
+    if "cuda" in s and torch.cuda.is_available():
+        states = s["cuda"][:torch.cuda.device_count()]
+        torch.cuda.set_rng_state_all([t.cpu().to(torch.uint8) for t in states])
+
+
+# ---------------------------------------------------------------------- save
+def _module_tensors(modules: Dict[str, torch.nn.Module]) -> Dict[str, torch.Tensor]:
+    out = {}
+    for name, m in modules.items():
+        for k, v in m.state_dict().items():
+            # clone: safetensors refuses tensors that share storage
+            out[f"{name}.{k}"] = v.detach().to("cpu", copy=True).contiguous()
+    return out
+
+
+def save_checkpoint(run_dir, step: int, G_ema: torch.nn.Module, modules: Dict[str, torch.nn.Module],
+                    state: Dict[str, Any], train_cfg: Dict[str, Any], meta: Optional[Dict[str, Any]] = None,
+                    keep: int = 3) -> Path:
+    """Write RUN_DIR/checkpoints/step-XXXXXXXX atomically, then delete all but the newest `keep`."""
+    from vidgan.checkpoint import save_model
+
+    root = Path(run_dir) / CKPT_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / ckpt_name(step)
+    tmp = root / f".tmp-{ckpt_name(step)}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        save_model(str(tmp), G_ema, meta=dict(meta or {}, step=int(step)))
+        save_file(_module_tensors(modules), str(tmp / MODULES_FILE), metadata={"step": str(step)})
+        torch.save(state, str(tmp / STATE_FILE))
+        with open(tmp / TRAIN_FILE, "w") as fh:
+            json.dump(dict(train_cfg, step=int(step)), fh, indent=2, sort_keys=True)
+        for f in tmp.iterdir():  # make the bytes durable before the rename publishes them
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        if final.exists():
+            old = root / f".old-{ckpt_name(step)}-{os.getpid()}"
+            os.rename(final, old)
+            os.rename(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for _, path in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
+        if path != final:
+            shutil.rmtree(path, ignore_errors=True)
+    return final
+
+
+# ---------------------------------------------------------------------- load
+def read_train_config(path: Path) -> Dict[str, Any]:
+    """The train.json of a checkpoint; CheckpointError if missing or unreadable."""
+    f = Path(path) / TRAIN_FILE
+    try:
+        with open(f) as fh:
+            d = json.load(fh)
+        if not isinstance(d, dict) or not isinstance(d.get("model"), dict):
+            raise ValueError("not a training config object")
+        return d
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint file {f} is missing or corrupt ({exc}).") from None
+
+
+def read_checkpoint(path: Path) -> Dict[str, Any]:
+    """{"modules": {name: state_dict}, "G_ema": state_dict, "state": dict, "train": dict} on CPU.
+
+    Any missing, truncated or corrupt file raises CheckpointError naming that file.
+    """
+    path = Path(path)
+    train = read_train_config(path)
+    f = path / MODULES_FILE
+    try:
+        flat = load_file(str(f))
+    except (OSError, SafetensorError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"checkpoint file {f} is missing or corrupt ({exc}).") from None
+    modules: Dict[str, Dict[str, torch.Tensor]] = {}
+    for k, v in flat.items():
+        name, _, key = k.partition(".")
+        modules.setdefault(name, {})[key] = v
+    f = path / "generator.safetensors"
+    try:
+        from vidgan.checkpoint import load as load_model
+
+        g_ema = load_model(str(path), device="cpu").state_dict()
+    except CheckpointError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure to read the file means it is unusable
+        raise CheckpointError(f"checkpoint file {f} is missing or corrupt ({exc}).") from None
+    f = path / STATE_FILE
+    try:
+        state = torch.load(str(f), map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or "step" not in state:
+            raise ValueError("no training step in it")
+    except Exception as exc:  # noqa: BLE001 - torch.load raises many types on damaged files
+        raise CheckpointError(f"checkpoint file {f} is missing or corrupt ({exc}).") from None
+    return {"modules": modules, "G_ema": g_ema, "state": state, "train": train, "path": path}
+
+
+def find_resumable(run_dir, model_cfg: Dict[str, Any], log=print) -> Optional[Dict[str, Any]]:
+    """Newest readable checkpoint of RUN_DIR whose model config equals `model_cfg`, or None if there is none.
+
+    A corrupt checkpoint is reported (naming the file) and the previous one is tried; when every
+    checkpoint is corrupt, CheckpointError. A checkpoint made with a different model config raises
+    CheckpointError naming the differing keys (resuming it would mean silently starting over).
+    """
+    from vidgan.training.config import config_diff
+
+    ckpts = list_checkpoints(run_dir)
+    problems = []
+    for step, path in reversed(ckpts):
+        try:
+            train = read_train_config(path)
+        except CheckpointError as exc:
+            problems.append(str(exc))
+            log(f"warning: {exc} Falling back to the previous checkpoint.")
+            continue
+        diff = config_diff({"model": train["model"]}, {"model": model_cfg})
+        if diff:
+            details = ", ".join(f"{k} (checkpoint {_get(train, k)!r}, now {_get({'model': model_cfg}, k)!r})"
+                                for k in diff)
+            raise CheckpointError(f"{run_dir} holds a checkpoint ({path.name}) from an incompatible config: "
+                                  f"{details}; use the same settings to resume, or a new --out directory.")
+        try:
+            return read_checkpoint(path)
+        except CheckpointError as exc:
+            problems.append(str(exc))
+            log(f"warning: {exc} Falling back to the previous checkpoint.")
+    if problems:
+        raise CheckpointError(f"no usable checkpoint in {Path(run_dir) / CKPT_DIR}: every one is corrupt "
+                              f"(newest: {problems[0]}); delete that folder to start over or restore a copy.")
+    return None
+
+
+def _get(d: Dict[str, Any], dotted: str) -> Any:
+    for p in dotted.split("."):
+        if not isinstance(d, dict):
+            return None
+        d = d.get(p)
+    return d
