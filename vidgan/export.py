@@ -1,0 +1,556 @@
+"""Frames -> browser-playable MP4, WebM, GIF or a folder of PNG frames.
+
+Frames handed in are ``uint8 [T, H, W, 3]`` (numpy or torch), ``[T, H, W, 1]`` grayscale, or
+any iterable of ``[H, W, 3]`` / ``[H, W, 1]`` frames (streamed: long videos never sit in memory
+whole). Float frames are accepted only with an explicit ``input_range`` such as ``(-1, 1)``.
+
+Every output is written to a temporary name in the target folder and renamed over the target
+only when complete, so a failure or Ctrl-C never leaves a half-written file behind.
+
+This module is a leaf: it imports numpy, Pillow and imageio-ffmpeg, never vidgan's models.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import os
+import re
+import secrets
+import shutil
+import subprocess
+from fractions import Fraction
+from typing import Iterator, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from vidgan.errors import InputError
+
+__all__ = ["write_video", "write_image", "to_uint8", "make_grid", "contact_sheet", "upscale_nearest",
+           "VIDEO_FORMATS", "DEFAULT_CRF"]
+
+VIDEO_FORMATS = (".mp4", ".webm", ".gif")     # plus a folder of PNG frames (no extension or a trailing /)
+DEFAULT_CRF = {".mp4": 18, ".webm": 32}         # x264 CRF 0..51, VP9 CRF 0..63; lower = better
+FRAME_NAME = "frame_{:06d}.png"                 # names inside a PNG-frame folder
+_FRAME_RE = re.compile(r"^frame_\d{6,}\.png$")
+_IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+
+Range = Union[str, Sequence[float], None]
+
+
+# ----------------------------------------------------------------------------- input checks
+def _parse_range(input_range: Range, name: str = "input_range") -> Optional[Tuple[float, float]]:
+    """'-1,1' / '0,1' / (lo, hi) -> (lo, hi) floats with lo < hi; None stays None."""
+    if input_range is None:
+        return None
+    try:
+        if isinstance(input_range, str):
+            parts = [float(p) for p in input_range.replace(":", ",").split(",")]
+        else:
+            parts = [float(p) for p in input_range]
+        lo, hi = parts
+    except (TypeError, ValueError):
+        raise InputError(f"{name}={input_range!r} is not a range; pass two numbers such as (-1, 1) or \"0,1\".") \
+            from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise InputError(f"{name}={input_range!r} must be two finite numbers low < high, such as (-1, 1).")
+    return lo, hi
+
+
+def _to_numpy(x, what: str) -> np.ndarray:
+    """numpy/torch/array-like -> numpy array (torch: detached, on CPU; half types widened)."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):          # a torch tensor, without importing torch
+        x = x.detach().cpu()
+        if str(x.dtype) in ("torch.bfloat16", "torch.float16"):
+            x = x.float()
+        return x.numpy()
+    try:
+        return np.asarray(x)
+    except Exception:
+        raise InputError(f"{what} is a {type(x).__name__}, not an array; pass uint8 [T, H, W, 3] frames "
+                         "(numpy or torch) or an iterable of [H, W, 3] frames.") from None
+
+
+def _scale_to_uint8(x: np.ndarray, rng: Tuple[float, float], what: str) -> np.ndarray:
+    """Float array in [lo, hi] -> uint8 [0, 255] (clipped, rounded half to even); NaN/Inf -> InputError."""
+    if not np.isfinite(x).all():
+        raise InputError(f"{what} contains NaN or Inf values; fix the values before exporting.")
+    lo, hi = rng
+    y = (x.astype(np.float32, copy=False) - np.float32(lo)) * np.float32(255.0 / (hi - lo))
+    return np.rint(np.clip(y, 0.0, 255.0)).astype(np.uint8)
+
+
+def _check_frame(f, rng, what: str, size=None) -> np.ndarray:
+    """One frame -> contiguous uint8 [H, W, 3]; raises InputError naming `what` if it is unusable."""
+    a = _to_numpy(f, what)
+    if a.ndim != 3 or a.shape[-1] not in (1, 3):
+        raise InputError(f"{what} has shape {tuple(a.shape)}; each frame must be [H, W, 3] (RGB) or "
+                         "[H, W, 1] (grayscale).")
+    if a.shape[0] < 1 or a.shape[1] < 1:
+        raise InputError(f"{what} has shape {tuple(a.shape)}; frames need at least 1x1 pixels.")
+    a = _convert_dtype(a, rng, what)
+    if a.shape[-1] == 1:
+        a = np.repeat(a, 3, axis=-1)
+    if size is not None and a.shape[:2] != size:
+        raise InputError(f"{what} is {a.shape[1]}x{a.shape[0]} but the first frame is {size[1]}x{size[0]}; "
+                         "all frames of one video must have the same size.")
+    return np.ascontiguousarray(a)
+
+
+def _convert_dtype(a: np.ndarray, rng, what: str) -> np.ndarray:
+    if a.dtype == np.uint8:
+        if rng is not None:
+            raise InputError(f"{what} is already uint8 but input_range={rng} was given; input_range is only "
+                             "for float frames, so drop it.")
+        return a
+    if np.issubdtype(a.dtype, np.floating):
+        if rng is None:
+            raise InputError(f"{what} is {a.dtype}; pass uint8 frames, or say how to read floats with "
+                             "input_range=(-1, 1) or input_range=(0, 1).")
+        return _scale_to_uint8(a, rng, what)
+    raise InputError(f"{what} has dtype {a.dtype}; pass uint8 frames (0..255), or float frames with "
+                     "input_range=(-1, 1) or (0, 1).")
+
+
+def _frame_source(frames, rng) -> Tuple[np.ndarray, Iterator[np.ndarray]]:
+    """Validate the first frame eagerly; return it and a lazy iterator over the checked remaining frames."""
+    if frames is None or isinstance(frames, (str, bytes, os.PathLike)):
+        raise InputError(f"frames is {type(frames).__name__}; pass uint8 [T, H, W, 3] frames (numpy or torch) "
+                         "or an iterable of [H, W, 3] frames.")
+    is_array = isinstance(frames, np.ndarray) or (hasattr(frames, "detach") and hasattr(frames, "shape"))
+    if is_array:
+        shape = tuple(frames.shape)
+        if len(shape) != 4 or shape[-1] not in (1, 3):
+            hint = " (several clips: tile them with make_grid or write one file per clip)" if len(shape) == 5 else ""
+            raise InputError(f"frames has shape {shape}; a video must be [T, H, W, 3] (or [T, H, W, 1] "
+                             f"grayscale){hint}.")
+        if shape[0] == 0:
+            raise InputError("frames is empty (T = 0); a video needs at least one frame.")
+        items = iter(frames)
+    else:
+        try:
+            items = iter(frames)
+        except TypeError:
+            raise InputError(f"frames is a {type(frames).__name__}; pass uint8 [T, H, W, 3] frames (numpy or "
+                             "torch) or an iterable of [H, W, 3] frames.") from None
+    try:
+        first = next(items)
+    except StopIteration:
+        raise InputError("frames is empty; a video needs at least one frame.") from None
+    first = _check_frame(first, rng, "frame 0")
+    size = first.shape[:2]
+
+    def rest():
+        for i, f in enumerate(items, start=1):
+            yield _check_frame(f, rng, f"frame {i}", size)
+
+    return first, rest()
+
+
+# ----------------------------------------------------------------------------- paths and atomic writes
+def _classify(path) -> Tuple[str, str]:
+    """path -> (absolute target, kind) with kind in .mp4 / .webm / .gif / 'frames'."""
+    raw = os.fspath(path)
+    if not raw:
+        raise InputError("the output path is empty; pass a file such as clip.mp4 or a folder name.")
+    if raw.endswith(("/", os.sep)):
+        return os.path.abspath(raw), "frames"
+    ext = os.path.splitext(raw)[1].lower()
+    if ext == "":
+        return os.path.abspath(raw), "frames"
+    if ext not in VIDEO_FORMATS:
+        raise InputError(f"cannot write {raw}: unknown extension {ext!r}; use .mp4, .webm or .gif, or a path "
+                         "without extension for a folder of PNG frames.")
+    return os.path.abspath(raw), ext
+
+
+def _check_target(target: str, kind: str, overwrite: bool) -> None:
+    """Refuse unusable targets before any work (touches nothing)."""
+    if kind == "frames":
+        if os.path.isfile(target):
+            raise InputError(f"{target} is a file, but a path without extension means a folder of PNG frames; "
+                             "add .mp4/.webm/.gif or choose another name.")
+        if os.path.isdir(target):
+            entries = os.listdir(target)
+            if entries and not overwrite:
+                raise InputError(f"{target} already exists and is not empty; pass overwrite=True (--overwrite) "
+                                 "to replace it or choose another folder.")
+            foreign = [e for e in entries if not _FRAME_RE.match(e)]
+            if foreign:
+                raise InputError(f"{target} holds files that are not exported frames (e.g. {foreign[0]!r}); "
+                                 "choose an empty or new folder.")
+    else:
+        if os.path.isdir(target):
+            raise InputError(f"{target} is a folder; choose a file name such as clip{kind}.")
+        if os.path.exists(target) and not overwrite:
+            raise InputError(f"{target} already exists; pass overwrite=True (--overwrite) to replace it "
+                             "or choose another name.")
+
+
+def _make_parent(target: str) -> None:
+    parent = os.path.dirname(target)
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the folder {parent} for {target}: {exc.strerror}; choose a "
+                         "writable location.") from None
+
+
+def _temp_name(target: str, suffix: str = "") -> str:
+    """A hidden name beside the target: .<name>.tmp-<random><suffix> (suffix keeps the extension)."""
+    parent, name = os.path.split(target.rstrip(os.sep))
+    return os.path.join(parent, f".{name}.tmp-{secrets.token_hex(4)}{suffix}")
+
+
+def _create_temp_file(target: str, suffix: str) -> str:
+    """Create an empty temp file (permissions from the umask, like a normal file) and return its path."""
+    for _ in range(100):
+        tmp = _temp_name(target, suffix)
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+    raise OSError(f"could not create a temporary file beside {target}")
+
+
+def _remove(path: str) -> None:
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+# ----------------------------------------------------------------------------- ffmpeg encoding
+@functools.lru_cache(maxsize=None)
+def _ffmpeg_encoders() -> str:
+    import imageio_ffmpeg
+
+    out = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-encoders"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=60)
+    return out.stdout.decode("utf-8", "replace")
+
+
+def _has_encoder(name: str) -> bool:
+    return re.search(rf"^\s*\S+\s+{re.escape(name)}\s", _ffmpeg_encoders(), re.M) is not None
+
+
+def _pad_even(frame: np.ndarray, pad_h: int, pad_w: int, mode: str) -> np.ndarray:
+    """[H, W, 3] -> [H + pad_h, W + pad_w, 3], new rows/cols at the bottom/right."""
+    if not (pad_h or pad_w):
+        return frame
+    widths = ((0, pad_h), (0, pad_w), (0, 0))
+    return np.pad(frame, widths, mode="edge") if mode == "edge" else np.pad(frame, widths)
+
+
+class _Abort(BaseException):
+    """Thrown into imageio-ffmpeg's writer so it kills ffmpeg at once instead of finishing the file."""
+
+
+def _encoder_args(kind: str, crf, preset: str, fps: Fraction, comment: str):
+    """-> (codec, pix_fmt_out, output_params) for write_frames."""
+    meta = ["-metadata", f"comment={comment}"] if comment else []
+    if kind == ".mp4":
+        return "libx264", "yuv420p", ["-crf", str(crf), "-preset", preset, "-movflags", "+faststart",
+                                      "-video_track_timescale", str(_timescale(fps))] + meta
+    if kind == ".webm":
+        if not _has_encoder("libvpx-vp9"):
+            raise InputError("cannot write .webm: the ffmpeg bundled with imageio-ffmpeg has no libvpx-vp9 "
+                             "encoder; write .mp4 instead.")
+        return "libvpx-vp9", "yuv420p", ["-crf", str(crf), "-b:v", "0", "-deadline", "good", "-cpu-used", "5",
+                                         "-row-mt", "1"] + meta
+    # GIF: one palette per frame (stats_mode=single + new=1) keeps the encoder streaming.
+    return "gif", "pal8", ["-vf", "split[a][b];[a]palettegen=stats_mode=single[p];[b][p]paletteuse=new=1",
+                           "-loop", "0"] + meta
+
+
+def _timescale(fps: Fraction) -> int:
+    """MP4 track timescale that represents every frame time exactly (a multiple of the fps numerator)."""
+    ts = fps.numerator
+    while ts < 10000:
+        ts *= 2
+    return ts
+
+
+def _encode(first, rest, tmp, kind, fps, crf, preset, pad_mode, comment, info) -> int:
+    import imageio_ffmpeg
+
+    h, w = first.shape[:2]
+    pad_h, pad_w = (h % 2, w % 2) if kind in (".mp4", ".webm") else (0, 0)
+    info.update(width=w + pad_w, height=h + pad_h, source_width=w, source_height=h, padded=(pad_h, pad_w))
+    if pad_h or pad_w:
+        note = f"padded from {w}x{h} to {w + pad_w}x{h + pad_h} ({pad_mode})"
+        comment = f"{comment}; {note}" if comment else note
+    codec, pix_fmt, params = _encoder_args(kind, crf, preset, fps, comment)
+    writer = imageio_ffmpeg.write_frames(tmp, (w + pad_w, h + pad_h), fps=fps, codec=codec, pix_fmt_in="rgb24",
+                                         pix_fmt_out=pix_fmt, quality=None, macro_block_size=1,
+                                         ffmpeg_log_level="error", output_params=params)
+    writer.send(None)                                        # starts ffmpeg
+    # write_frames keeps its Popen private; peek at it (best effort) to reap ffmpeg and read its exit code.
+    proc = getattr(writer.gi_frame, "f_locals", {}).get("p") if writer.gi_frame is not None else None
+    proc = proc if isinstance(proc, subprocess.Popen) else None
+    count = 0
+    try:
+        for frame in _chain(first, rest):
+            writer.send(_pad_even(frame, pad_h, pad_w, pad_mode))
+            count += 1
+    except BaseException:
+        try:
+            writer.throw(_Abort())                           # kills ffmpeg instead of finishing the file
+        except _Abort:
+            pass
+        finally:
+            if proc is not None:
+                try:
+                    proc.wait(timeout=10)                    # gone before its temp file is removed
+                except Exception:
+                    pass
+        raise
+    writer.close()                                           # ffmpeg finishes the file and exits
+    if proc is not None and proc.poll() not in (0, None):
+        raise OSError(f"ffmpeg exited with code {proc.returncode} while writing {tmp} (see its messages above)")
+    return count
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+def _check_written(tmp: str, target: str, kind: str) -> None:
+    """ffmpeg's exit code is not reported by write_frames: check the file looks complete instead."""
+    size = os.path.getsize(tmp) if os.path.exists(tmp) else 0
+    ok = size > 0
+    if ok and kind == ".mp4":
+        with open(tmp, "rb") as fh:
+            head = fh.read(1 << 16)
+        ok = b"ftyp" in head[:16] and b"moov" in head             # faststart puts moov up front
+    if not ok:
+        raise OSError(f"ffmpeg did not produce a complete {kind} file for {target} (see its messages above)")
+
+
+def _write_frames_folder(first, rest, tmpdir) -> int:
+    from PIL import Image
+
+    count = 0
+    for frame in _chain(first, rest):
+        Image.fromarray(frame, "RGB").save(os.path.join(tmpdir, FRAME_NAME.format(count)), compress_level=4)
+        count += 1
+    return count
+
+
+def _install_folder(tmpdir: str, target: str) -> None:
+    """Move a finished frame folder onto target (which may exist holding only earlier frames)."""
+    if os.path.isdir(target):
+        old = _temp_name(target, ".old")
+        os.rename(target, old)
+        try:
+            os.rename(tmpdir, target)
+        except BaseException:
+            os.rename(old, target)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmpdir, target)
+
+
+# ----------------------------------------------------------------------------- public API
+def write_video(frames, path, fps: float = 16, crf: Optional[int] = None, input_range: Range = None,
+                overwrite: bool = True, preset: str = "veryfast", pad_mode: str = "edge",
+                comment: str = "", info: Optional[dict] = None) -> str:
+    """Write frames to ``path`` and return the absolute path written.
+
+    frames: uint8 ``[T, H, W, 3]`` or ``[T, H, W, 1]`` (numpy or torch), or an iterable of ``[H, W, 3]``
+        frames (consumed lazily). Float frames need ``input_range`` ((-1, 1), (0, 1), "-1,1", ...);
+        values outside it are clipped.
+    path: by extension ``.mp4`` (H.264 yuv420p, +faststart), ``.webm`` (VP9), ``.gif``; a path without
+        extension or ending in ``/`` is a folder of ``frame_000000.png``... files.
+    fps: frames per second stored in the container (any positive number; 24000/1001 stays exact).
+    crf: quality (lower = better); default 18 for MP4, 32 for WebM; ignored for GIF/PNG.
+    overwrite: replace an existing target; False -> InputError before any work. An existing frame
+        folder is replaced only if it holds nothing but exported frames.
+    preset: x264 speed preset (MP4). pad_mode: "edge" or "black" for the one row/column added to
+        odd sizes (MP4/WebM need even sizes; frames are never resized).
+    comment: stored in the file's metadata (MP4/WebM/GIF). info: a dict filled with what was written
+        (frames, width, height, source_width, source_height, padded=(rows, cols), fps, format).
+
+    Bad input raises vidgan.errors.InputError before the target is touched; a failure or Ctrl-C
+    while writing removes the temporary file and leaves any previous target intact.
+    """
+    target, kind = _classify(path)
+    try:
+        fps_q = Fraction(fps).limit_denominator(1001 * 1000) if not isinstance(fps, Fraction) else fps
+        bad_fps = not (math.isfinite(float(fps)) and fps_q > 0)
+    except (TypeError, ValueError, OverflowError):
+        bad_fps = True
+    if bad_fps:
+        raise InputError(f"fps={fps!r} must be a positive number such as 16 or 30.")
+    if crf is not None:                                       # checked for every format, used by MP4/WebM
+        top = 51 if kind == ".mp4" else 63
+        if isinstance(crf, bool) or not isinstance(crf, (int, np.integer)) or not 0 <= crf <= top:
+            raise InputError(f"crf={crf!r} must be an integer from 0 to {top} (lower is better quality).")
+    crf = DEFAULT_CRF.get(kind) if crf is None else int(crf)
+    if pad_mode not in ("edge", "black"):
+        raise InputError(f"pad_mode={pad_mode!r} must be 'edge' or 'black'.")
+    rng = _parse_range(input_range)
+    _check_target(target, kind, overwrite)                    # refusals before reading any frame
+    first, rest = _frame_source(frames, rng)                  # first frame checked before any file exists
+    if kind == ".webm":
+        _encoder_args(kind, crf, preset, fps_q, "")           # no libvpx-vp9 -> InputError, still no file
+    _make_parent(target)
+
+    meta = {} if info is None else info
+    meta.update(path=target, format=kind if kind != "frames" else "png", fps=float(fps_q))
+    if kind == "frames":
+        tmp = _temp_name(target)
+        os.mkdir(tmp)
+    else:
+        tmp = _create_temp_file(target, kind)
+    try:
+        if kind == "frames":
+            count = _write_frames_folder(first, rest, tmp)
+            meta.update(width=first.shape[1], height=first.shape[0], source_width=first.shape[1],
+                        source_height=first.shape[0], padded=(0, 0))
+            _install_folder(tmp, target)
+        else:
+            count = _encode(first, rest, tmp, kind, fps_q, crf, preset, pad_mode, comment, meta)
+            _check_written(tmp, target, kind)
+            os.replace(tmp, target)
+    except BaseException:
+        _remove(tmp)
+        raise
+    meta["frames"] = count
+    return target
+
+
+def write_image(img, path, overwrite: bool = True, input_range: Range = None) -> str:
+    """Write one image (uint8 ``[H, W, 3]``, ``[H, W, 1]`` or ``[H, W]``) to .png/.jpg atomically; returns the path."""
+    raw = os.fspath(path)
+    ext = os.path.splitext(raw)[1].lower()
+    if ext not in _IMAGE_FORMATS:
+        raise InputError(f"cannot write {raw}: unknown image extension {ext!r}; use .png or .jpg.")
+    target = os.path.abspath(raw)
+    a = _to_numpy(img, "the image")
+    if a.ndim == 2:
+        a = a[..., None]
+    frame = _check_frame(a, _parse_range(input_range), "the image")
+    _check_target(target, ext, overwrite)
+    _make_parent(target)
+    from PIL import Image
+
+    tmp = _create_temp_file(target, ext)
+    try:
+        Image.fromarray(frame, "RGB").save(tmp, format=_IMAGE_FORMATS[ext])
+        os.replace(tmp, target)
+    except BaseException:
+        _remove(tmp)
+        raise
+    return target
+
+
+def to_uint8(video, input_range: Range = (-1, 1)) -> np.ndarray:
+    """Library video -> user frames.
+
+    video: float ``[N, C, T, H, W]`` or ``[C, T, H, W]`` (torch or numpy), C = 3 (or 1, repeated to RGB),
+    values in ``input_range``. Returns numpy uint8 ``[N, T, H, W, 3]`` (or ``[T, H, W, 3]`` for 4D input);
+    values are clipped to the range and rounded.
+    """
+    rng = _parse_range(input_range)
+    if rng is None:
+        raise InputError("to_uint8 needs input_range, such as (-1, 1).")
+    shape = tuple(video.shape) if hasattr(video, "shape") else None
+    if shape is None or len(shape) not in (4, 5) or shape[-4] not in (1, 3):
+        raise InputError(f"video has shape {shape}; to_uint8 expects [N, C, T, H, W] or [C, T, H, W] "
+                         "with C = 3 (or 1).")
+    if hasattr(video, "detach"):                                # torch: scale on its device, then move
+        import torch
+
+        x = video.detach()
+        if not x.is_floating_point():
+            raise InputError(f"video has dtype {x.dtype}; to_uint8 converts float videos.")
+        if not bool(torch.isfinite(x).all()):
+            raise InputError("video contains NaN or Inf values; fix the values before exporting.")
+        lo, hi = rng
+        x = ((x.float() - lo) * (255.0 / (hi - lo))).clamp_(0, 255).round_().to(torch.uint8)
+        a = x.movedim(-4, -1).cpu().numpy()                      # [.., C, T, H, W] -> [.., T, H, W, C]
+    else:
+        a = np.asarray(video)
+        if not np.issubdtype(a.dtype, np.floating):
+            raise InputError(f"video has dtype {a.dtype}; to_uint8 converts float videos.")
+        a = _scale_to_uint8(np.moveaxis(a, -4, -1), rng, "video")
+    if a.shape[-1] == 1:
+        a = np.repeat(a, 3, axis=-1)
+    return np.ascontiguousarray(a)
+
+
+def _as_uint8_array(x, what: str, ndim: int) -> np.ndarray:
+    a = _to_numpy(x, what)
+    if a.dtype != np.uint8:
+        raise InputError(f"{what} has dtype {a.dtype}; pass uint8 frames (convert floats with to_uint8).")
+    if a.ndim != ndim:
+        raise InputError(f"{what} has shape {tuple(a.shape)}; expected {ndim} dimensions.")
+    return a
+
+
+def make_grid(clips, rows: Optional[int] = None, cols: Optional[int] = None, pad: int = 2,
+              pad_value: int = 0) -> np.ndarray:
+    """Tile clips uint8 ``[N, T, H, W, C]`` into one mosaic video uint8 ``[T, H', W', C]``.
+
+    Row-major order; ``pad`` pixels of ``pad_value`` between tiles and around the border
+    (H' = rows*H + (rows+1)*pad). Missing tiles (N < rows*cols) are left as padding colour.
+    rows/cols default to a near-square layout. Works on time chunks too (grid each chunk).
+    """
+    a = _as_uint8_array(clips, "clips", 5)
+    n, t, h, w, c = a.shape
+    if n == 0:
+        raise InputError("clips is empty; make_grid needs at least one clip.")
+    if rows is None and cols is None:
+        cols = math.ceil(math.sqrt(n))
+    if rows is None:
+        rows = math.ceil(n / cols)
+    if cols is None:
+        cols = math.ceil(n / rows)
+    if rows < 1 or cols < 1 or rows * cols < n:
+        raise InputError(f"a {rows}x{cols} grid cannot hold {n} clips; use rows*cols >= {n}.")
+    if pad < 0 or not 0 <= pad_value <= 255:
+        raise InputError(f"pad={pad} must be >= 0 and pad_value={pad_value} within 0..255.")
+    out = np.full((t, rows * h + (rows + 1) * pad, cols * w + (cols + 1) * pad, c), pad_value, np.uint8)
+    for i in range(n):
+        r, k = divmod(i, cols)
+        y, x = pad + r * (h + pad), pad + k * (w + pad)
+        out[:, y:y + h, x:x + w] = a[i]
+    return out
+
+
+def contact_sheet(clips, every: int = 1, max_frames: Optional[int] = None, pad: int = 2,
+                  pad_value: int = 255) -> np.ndarray:
+    """One image of several clips: row n shows frames 0, every, 2*every, ... of clip n.
+
+    clips: uint8 ``[N, T, H, W, 3]`` (or one clip ``[T, H, W, 3]``). Returns uint8 ``[H', W', 3]``.
+    """
+    a = _to_numpy(clips, "clips")
+    if a.ndim == 4:
+        a = a[None]
+    a = _as_uint8_array(a, "clips", 5)
+    if every < 1:
+        raise InputError(f"every={every} must be >= 1.")
+    picked = a[:, ::every]                                        # [N, J, H, W, C]
+    if max_frames is not None:
+        picked = picked[:, :max(1, max_frames)]
+    n, j = picked.shape[:2]
+    tiles = picked.reshape(n * j, 1, *picked.shape[2:])           # each frame a 1-frame clip
+    return make_grid(tiles, rows=n, cols=j, pad=pad, pad_value=pad_value)[0]
+
+
+def upscale_nearest(frames, scale: int) -> np.ndarray:
+    """Integer nearest-neighbour upscaling of uint8 ``[..., H, W, C]`` -> ``[..., H*scale, W*scale, C]``."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
+        raise InputError(f"scale={scale!r} must be a positive integer.")
+    a = _to_numpy(frames, "frames")
+    if a.ndim < 3:
+        raise InputError(f"frames has shape {tuple(a.shape)}; expected [..., H, W, C].")
+    if scale == 1:
+        return a
+    return np.repeat(np.repeat(a, scale, axis=-3), scale, axis=-2)
