@@ -1,0 +1,68 @@
+"""Atomic outputs: build in a temporary sibling of the target, then rename into place.
+
+A crash or Ctrl-C leaves at most a hidden ``.NAME.tmp-*`` sibling, never a half-written target.
+"""
+import contextlib
+import os
+import shutil
+import tempfile
+
+from vidgan.errors import InputError
+
+
+def check_target(out, overwrite, what="output"):
+    """Refuse an existing `out` unless `overwrite`; make sure its parent folder exists."""
+    out = os.path.abspath(os.fspath(out))
+    if os.path.lexists(out) and not overwrite:
+        raise InputError(f"{what} {out} already exists; pass overwrite=True (--overwrite) to replace it "
+                         f"or choose another path.")
+    parent = os.path.dirname(out)
+    if not os.path.isdir(parent):
+        raise InputError(f"the folder {parent} for {what} {out} does not exist; create it first.")
+    return out
+
+
+def _remove(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.remove(path)
+
+
+def _swap_in(tmp, out):
+    """Move `tmp` onto `out`, replacing what is there (file or folder) without a window of neither."""
+    if os.path.lexists(out) and (os.path.isdir(out) or os.path.isdir(tmp)):
+        trash = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.old-", dir=os.path.dirname(out))
+        old = os.path.join(trash, "old")
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+
+
+@contextlib.contextmanager
+def atomic_dir(out, overwrite=False, what="output folder"):
+    """Yield a temporary folder beside `out`; on success it becomes `out`, on error it is removed."""
+    out = check_target(out, overwrite, what)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.tmp-", dir=os.path.dirname(out))
+    try:
+        yield tmp
+        _swap_in(tmp, out)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_file(out, overwrite=False, what="output file"):
+    """Yield a temporary file path beside `out`; on success it is renamed to `out`."""
+    out = check_target(out, overwrite, what)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(out)}.tmp-", dir=os.path.dirname(out))
+    os.close(fd)
+    try:
+        yield tmp
+        _swap_in(tmp, out)
+    except BaseException:
+        _remove(tmp)
+        raise

@@ -1,0 +1,249 @@
+"""VideoDataset: fixed-length clips from frame folders, video files or a .vidpack.
+
+Clip = `frames` frames taken every `stride`-th source frame, so a clip spans
+``(frames - 1) * stride + 1`` source frames. Videos shorter than that are skipped, counted
+and reported once. Items are float32 [3, T, R, R] in [-1, 1].
+
+train mode: len = number of usable videos. ``ds[i]`` draws a random start (and flip) from an
+internal generator; ``ds[(i, sample_seed)]`` draws them from `sample_seed` alone, so a stream
+of keys (what build_loader feeds) is deterministic and resumable.
+
+eval mode: ``ds.clip_list`` is a deterministic list of (video_name, start):
+  - eval_clips=None: every non-overlapping clip of every video, in natural name order
+    (starts 0, span, 2*span, ... while the clip fits);
+  - eval_clips=N: N clips; clip j comes from the video at position j % V of a permutation of the
+    V usable videos drawn from numpy default_rng(seed) (so videos are used evenly), and its start is
+    drawn uniformly from that generator. Same (data, frames, stride, eval_clips, seed) -> same list.
+
+Unreadable files: what the headers reveal is skipped at indexing; what fails at load time is
+replaced by another clip (train: a video drawn from the same key; eval: the next clip of the
+list), reported once, and recorded in ``ds.skipped`` {path: reason}.
+"""
+import collections
+import os
+import warnings
+
+import numpy as np
+import torch
+
+from vidgan.data.decode import decode_frames, decode_video, prepare_frames, to_model_range
+from vidgan.data.discover import VideoEntry, index_videos
+from vidgan.data.pack import PACK_EXT, is_pack, open_pack
+from vidgan.errors import DataError, InputError
+
+_MAX_TRIES = 64
+
+
+def _in_worker():
+    return torch.utils.data.get_worker_info() is not None
+
+
+class VideoDataset(torch.utils.data.Dataset):
+    """Clips [3, frames, resolution, resolution] in [-1, 1] from `root` (see the module docstring)."""
+
+    def __init__(self, root, frames=16, resolution=64, stride=1, keep_aspect=False, hflip=False,
+                 mode="train", seed=0, eval_clips=None, cache_bytes=256 << 20):
+        if mode not in ("train", "eval"):
+            raise InputError(f"mode={mode!r} is not valid; use 'train' or 'eval'.")
+        for key, val, low in (("frames", frames, 1), ("stride", stride, 1), ("resolution", resolution, 8)):
+            if not isinstance(val, (int, np.integer)) or val < low:
+                raise InputError(f"{key}={val!r} is not valid; use an integer >= {low}.")
+        if eval_clips is not None and (not isinstance(eval_clips, (int, np.integer)) or eval_clips < 1):
+            raise InputError(f"eval_clips={eval_clips!r} is not valid; use a positive integer or None.")
+        self.root = os.path.abspath(os.fspath(root))
+        self.frames, self.resolution, self.stride = int(frames), int(resolution), int(stride)
+        self.keep_aspect, self.hflip, self.mode, self.seed = bool(keep_aspect), bool(hflip), mode, int(seed)
+        self.eval_clips = None if eval_clips is None else int(eval_clips)
+        self.span = (self.frames - 1) * self.stride + 1
+        self.cache_bytes = int(cache_bytes)
+        self.skipped = {}
+        self._reported = set()
+        self._bad = set()
+        self._mm = None
+        self._cache = collections.OrderedDict()
+        self._cache_used = 0
+        self._rng = np.random.default_rng(self.seed)
+
+        self.packed = is_pack(self.root)
+        if self.packed:
+            entries = self._index_pack()
+        else:
+            if self.root.endswith(PACK_EXT) and os.path.isfile(self.root):
+                open_pack(self.root)  # raises the precise DataError
+            entries, bad = index_videos(self.root)
+            self.skipped.update(bad)
+        self.found = len(entries) + len(self.skipped)
+        self.unreadable = len(self.skipped)
+        short = [e for e in entries if e.length < self.span]
+        self.entries = [e for e in entries if e.length >= self.span]
+        self.too_short = len(short)
+        for e in short:
+            self.skipped[e.path] = (f"too short: {e.length} frame(s), a clip needs {self.span} "
+                                    f"(frames={self.frames}, stride={self.stride}); skipped")
+        if not self.entries:
+            raise DataError(self._nothing_usable_message(short))
+        if self.skipped:
+            self._report(dict(self.skipped), at="indexing")
+        self.clip_list = self._make_clip_list() if mode == "eval" else None
+
+    # ------------------------------------------------------------------ indexing
+    def _index_pack(self):
+        index, _ = open_pack(self.root)
+        if index["height"] != self.resolution or index["width"] != self.resolution:
+            raise DataError(f"{self.root} holds {index['width']}x{index['height']} frames but resolution="
+                            f"{self.resolution} was asked; train at {index['height']} or re-pack with "
+                            f"--resolution {self.resolution}.")
+        self.pack_index = {k: v for k, v in index.items() if k != "videos"}
+        return [VideoEntry(v["name"], self.root, "packed", int(v["length"]), index["width"], index["height"],
+                           float(v.get("fps", 25.0)), offset=int(v["offset"])) for v in index["videos"]]
+
+    def _nothing_usable_message(self, short):
+        names = ", ".join(os.path.basename(e.path) for e in short[:3]) + (" ..." if len(short) > 3 else "")
+        unread = ""
+        if self.unreadable:
+            first = next(iter(self.skipped.items()))
+            unread = f" ({os.path.basename(first[0])}: {first[1]})"
+        return (f"no usable video under {self.root}: found {self.found} video(s), {self.too_short} too short"
+                + (f" ({names})" if short else "")
+                + f" and {self.unreadable} unreadable{unread}; a clip needs {self.span} frames (frames="
+                f"{self.frames}, stride={self.stride}): lower frames/stride or add longer videos.")
+
+    def _make_clip_list(self):
+        if self.eval_clips is None:
+            return [(e.name, s) for e in self.entries for s in range(0, e.length - self.span + 1, self.span)]
+        rng = np.random.default_rng(self.seed)
+        order = rng.permutation(len(self.entries))
+        clips = []
+        for j in range(self.eval_clips):
+            e = self.entries[order[j % len(order)]]
+            clips.append((e.name, int(rng.integers(0, e.length - self.span + 1))))
+        return clips
+
+    # ------------------------------------------------------------------ reporting
+    def _report(self, new, at="load time"):
+        """Remember skipped files; warn once per file (the main process warns for workers)."""
+        for path, reason in new.items():
+            self.skipped.setdefault(path, reason)
+        fresh = {p: r for p, r in new.items() if p not in self._reported}
+        self._reported.update(fresh)
+        if fresh and not _in_worker():
+            lines = [f"{p}: {r}" for p, r in list(fresh.items())[:10]]
+            more = f"\n  ... and {len(fresh) - 10} more" if len(fresh) > 10 else ""
+            warnings.warn(f"vidgan.data: {len(fresh)} file(s) under {self.root} skipped at {at}:\n  "
+                          + "\n  ".join(lines) + more, stacklevel=3)
+
+    def summary(self):
+        """One paragraph for logs: what was found, used and skipped."""
+        frames = sum(e.length for e in self.entries)
+        kinds = collections.Counter(e.kind for e in self.entries)
+        kind_text = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+        text = (f"{len(self.entries)} usable video(s) ({kind_text}; {frames} frames) from {self.root}; "
+                f"clips of {self.frames} frames, stride {self.stride}, {self.resolution}x{self.resolution}, "
+                f"mode {self.mode}")
+        if self.mode == "eval":
+            text += f", {len(self.clip_list)} eval clips"
+        if self.skipped:
+            short = sum(1 for r in self.skipped.values() if r.startswith("too short"))
+            text += (f"; skipped {len(self.skipped)}: {short} too short (need {self.span} frames), "
+                     f"{len(self.skipped) - short} unreadable")
+        return text
+
+    # ------------------------------------------------------------------ loading
+    def __len__(self):
+        return len(self.clip_list) if self.mode == "eval" else len(self.entries)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_mm"], state["_cache"], state["_cache_used"] = None, collections.OrderedDict(), 0
+        return state
+
+    def _load(self, e, start):
+        """uint8 [T, R, R, 3] of entry e from source frame `start`."""
+        stop = start + self.span
+        if e.kind == "packed":
+            if self._mm is None:
+                self._mm = open_pack(self.root)[1]
+            return torch.from_numpy(np.array(self._mm[e.offset + start:e.offset + stop:self.stride]))
+        if e.kind == "frames":
+            raw = decode_frames(e.frames[start:stop:self.stride])
+            if raw.shape[1:3] != (e.height, e.width):
+                raise DataError(f"frames in {e.path} are {raw.shape[2]}x{raw.shape[1]}, their headers said "
+                                f"{e.width}x{e.height}")
+            return prepare_frames(raw, self.resolution, self.keep_aspect)
+        full = self._cached_video(e)
+        if full is not None:
+            clip = full[start:stop:self.stride]
+        else:
+            raw = decode_video(e.path, start=start, count=self.span, fps=e.fps)[::self.stride]
+            clip = prepare_frames(raw, self.resolution, self.keep_aspect)
+        if clip.shape[0] != self.frames:
+            raise DataError(f"video {e.path} ended after {start + clip.shape[0] * self.stride} frames but its "
+                            f"header says {e.length}; it is truncated")
+        return clip
+
+    def _cached_video(self, e):
+        """Whole video resized, kept in a per-process LRU cache if it fits in a quarter of the budget."""
+        need = e.length * self.resolution * self.resolution * 3
+        if need * 4 > self.cache_bytes:
+            return None
+        if e.path in self._cache:
+            self._cache.move_to_end(e.path)
+            return self._cache[e.path]
+        full = prepare_frames(decode_video(e.path), self.resolution, self.keep_aspect)
+        while self._cache and self._cache_used + full.numel() > self.cache_bytes:
+            _, old = self._cache.popitem(last=False)
+            self._cache_used -= old.numel()
+        self._cache[e.path] = full
+        self._cache_used += full.numel()
+        return full
+
+    def _candidates(self, index, sample_seed):
+        """Deterministic (entry, start, flip) tries for one key: the asked item first, then replacements."""
+        if self.mode == "eval":
+            n = len(self.clip_list)
+            by_name = self._by_name()
+            for k in range(min(n, _MAX_TRIES)):
+                name, start = self.clip_list[(index + k) % n]
+                yield by_name[name], start, False
+            return
+        rng = np.random.default_rng(sample_seed) if sample_seed is not None else \
+            np.random.default_rng(self._rng.integers(2 ** 63))
+        v = index
+        for k in range(min(len(self.entries) * 4, _MAX_TRIES)):
+            if k:
+                v = int(rng.integers(len(self.entries)))
+            e = self.entries[v]
+            start = int(rng.integers(0, e.length - self.span + 1))
+            flip = bool(rng.random() < 0.5) and self.hflip
+            yield e, start, flip
+
+    def _by_name(self):
+        if "_names" not in self.__dict__:
+            self._names = {e.name: e for e in self.entries}
+        return self._names
+
+    def fetch(self, key):
+        """(clip float32 [3, T, R, R], newly skipped {path: reason}) for an index or (index, sample_seed)."""
+        index, sample_seed = (key if isinstance(key, (tuple, list)) else (key, None))
+        index = int(index)
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} items")
+        new = {}
+        for e, start, flip in self._candidates(index, sample_seed):
+            if e.path in self._bad:
+                continue
+            try:
+                clip = self._load(e, start)
+            except DataError as exc:
+                self._bad.add(e.path)
+                new[e.path] = f"unreadable at load time ({exc}); replaced by another clip"
+                continue
+            return to_model_range(clip, hflip=flip), new
+        raise DataError(f"could not load any clip from {self.root} after {_MAX_TRIES} tries; "
+                        f"last problems: {list(new.values())[-3:]}; check the data.")
+
+    def __getitem__(self, key):
+        clip, new = self.fetch(key)
+        if new:
+            self._report(new)
+        return clip
