@@ -127,10 +127,15 @@ class VideoDataset(torch.utils.data.Dataset):
         fresh = {p: r for p, r in new.items() if p not in self._reported}
         self._reported.update(fresh)
         if fresh and not _in_worker():
-            lines = [f"{p}: {r}" for p, r in list(fresh.items())[:10]]
+            lines = [f"{self._display(p)}: {r}" for p, r in list(fresh.items())[:10]]
             more = f"\n  ... and {len(fresh) - 10} more" if len(fresh) > 10 else ""
             warnings.warn(f"vidgan.data: {len(fresh)} file(s) under {self.root} skipped at {at}:\n  "
                           + "\n  ".join(lines) + more, stacklevel=3)
+
+    def _display(self, path):
+        """A skipped path as shown to users: relative to the root when inside it."""
+        rel = os.path.relpath(path, self.root) if os.path.isdir(self.root) else os.path.basename(path)
+        return path if rel.startswith("..") else rel
 
     def summary(self):
         """One paragraph for logs: what was found, used and skipped."""

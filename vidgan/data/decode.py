@@ -60,7 +60,7 @@ def decode_image(path):
                 raise ValueError("the file is empty")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
-                img = _tv_decode(data, mode=_Mode.UNCHANGED)  # [C, H, W] uint8 or uint16
+                img = _tv_decode(data, mode=_Mode.RGB)  # [3, H, W] uint8, or uint16 for 16-bit PNG
         else:
             from PIL import Image
 
@@ -69,7 +69,7 @@ def decode_image(path):
                     arr = (np.asarray(im, dtype=np.int64).clip(0, 65535).astype(np.uint16))
                     img = torch.from_numpy(arr.astype(np.int32)).to(torch.uint16)[None]
                 else:
-                    img = torch.from_numpy(np.asarray(im.convert("RGB"))).permute(2, 0, 1)
+                    img = torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1)
     except (OSError, RuntimeError, ValueError, SyntaxError) as exc:
         raise DataError(f"cannot decode image {path} ({_short(exc)}); delete or replace the file.") from None
     return _to_rgb8_chw(img).permute(1, 2, 0).contiguous()
@@ -93,6 +93,21 @@ def ffmpeg_exe():
     import imageio_ffmpeg
 
     return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+_PASSTHROUGH = []
+
+
+def _passthrough():
+    """ffmpeg options that output every decoded frame once (no duplication to a constant rate)."""
+    if not _PASSTHROUGH:
+        try:
+            out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-h", "full"], capture_output=True,
+                                 timeout=30).stdout.decode("utf-8", "replace")
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        _PASSTHROUGH.extend(["-fps_mode", "passthrough"] if "-fps_mode" in out or not out else ["-vsync", "0"])
+    return list(_PASSTHROUGH)
 
 
 def _short(exc):
@@ -144,7 +159,7 @@ def decode_video(path, start=0, count=None, fps=None):
             raise ValueError("decode_video needs fps to seek")
         # Seek half a frame early so rounding of timestamps never skips the wanted frame.
         input_params += ["-ss", f"{max(0.0, (start - 0.5) / fps):.6f}"]
-    output_params = ["-frames:v", str(count)] if count is not None else []
+    output_params = _passthrough() + (["-frames:v", str(count)] if count is not None else [])
     frames = []
     try:
         gen = imageio_ffmpeg.read_frames(path, pix_fmt="rgb24", input_params=input_params,
@@ -170,7 +185,8 @@ def iter_video(path, chunk=64):
     path = os.fspath(path)
     got = 0
     try:
-        gen = imageio_ffmpeg.read_frames(path, pix_fmt="rgb24", input_params=["-nostdin"])
+        gen = imageio_ffmpeg.read_frames(path, pix_fmt="rgb24", input_params=["-nostdin"],
+                                         output_params=_passthrough())
         meta = next(gen)
         w, h = meta["size"]
         buf = []
