@@ -1,0 +1,233 @@
+// The vidgan op family: argument checks, output allocation, device dispatch, operator
+// registration (torch.ops.vidgan.*) and the Python module vidgan._C with build facts.
+// The CPU kernels live in upfirdn2d_cpu.cpp, the CUDA kernels in upfirdn2d_cuda.cu.
+#include <torch/extension.h>
+#include <torch/library.h>
+#include <torch/version.h>
+
+#include "upfirdn2d.h"
+
+#ifdef VIDGAN_WITH_CUDA
+#include <cuda.h>  // CUDA_VERSION
+#endif
+
+#ifndef VIDGAN_VERSION
+#define VIDGAN_VERSION "unknown"
+#endif
+
+namespace vidgan {
+
+Act parse_act(const std::string& act) {
+  if (act == "linear") return Act::Linear;
+  if (act == "relu") return Act::Relu;
+  if (act == "lrelu") return Act::LRelu;
+  TORCH_CHECK(false, "vidgan: act must be one of 'lrelu', 'relu', 'linear', got '", act, "'.");
+}
+
+namespace {
+
+constexpr int64_t kMaxFactor = 1 << 16;    // up / down factors beyond this are surely a mistake
+constexpr int64_t kMaxPad = int64_t(1) << 31;
+
+void check_tensor(const at::Tensor& x, const char* name, const char* op) {
+  TORCH_CHECK(x.dim() == 4, op, ": ", name, " must be a 4D tensor [N, C, H, W], got shape ", x.sizes(), ".");
+  TORCH_CHECK(at::isFloatingType(x.scalar_type()), op, ": ", name, " must be a floating-point tensor, got ",
+              x.scalar_type(), ".");
+  TORCH_CHECK(x.device().is_cpu() || x.device().is_cuda(), op, ": ", name,
+              " must be on the CPU or a CUDA device, got ", x.device(), ".");
+  TORCH_CHECK(x.size(2) > 0 && x.size(3) > 0, op, ": ", name, " has an empty spatial size ", x.sizes(),
+              "; H and W must be at least 1.");
+}
+
+void check_filter(const at::Tensor& f, const at::Tensor& x, const char* op) {
+  TORCH_CHECK(f.dim() == 2 && f.numel() > 0, op,
+              ": the filter must be a non-empty 2D tensor [fh, fw] (turn a separable 1D filter into "
+              "torch.outer(f, f)), got shape ", f.sizes(), ".");
+  TORCH_CHECK(at::isFloatingType(f.scalar_type()), op, ": the filter must be floating point, got ",
+              f.scalar_type(), ".");
+  TORCH_CHECK(f.device() == x.device(), op, ": the filter is on ", f.device(), " but the input is on ",
+              x.device(), "; move the filter to the input's device.");
+}
+
+// Sizes and options, checked. The output size is floor((H*up + pads - taps) / down) + 1.
+Upfirdn2dParams make_params(const at::Tensor& x, const at::Tensor& f, int64_t upx, int64_t upy, int64_t downx,
+                            int64_t downy, int64_t padx0, int64_t padx1, int64_t pady0, int64_t pady1,
+                            const char* op) {
+  TORCH_CHECK(upx >= 1 && upy >= 1 && downx >= 1 && downy >= 1, op,
+              ": up and down factors must be >= 1, got up=(", upx, ", ", upy, "), down=(", downx, ", ", downy,
+              ").");
+  TORCH_CHECK(upx <= kMaxFactor && upy <= kMaxFactor && downx <= kMaxFactor && downy <= kMaxFactor, op,
+              ": up and down factors must be <= ", kMaxFactor, ".");
+  for (int64_t pad : {padx0, padx1, pady0, pady1})
+    TORCH_CHECK(pad > -kMaxPad && pad < kMaxPad, op, ": padding ", pad, " is out of range.");
+  Upfirdn2dParams p;
+  p.n = x.size(0);
+  p.c = x.size(1);
+  p.in_h = x.size(2);
+  p.in_w = x.size(3);
+  p.upx = upx, p.upy = upy, p.downx = downx, p.downy = downy;
+  p.padx0 = padx0, p.padx1 = padx1, p.pady0 = pady0, p.pady1 = pady1;
+  p.fh = f.size(0);
+  p.fw = f.size(1);
+  p.out_h = floor_div(p.in_h * upy + pady0 + pady1 - p.fh, downy) + 1;
+  p.out_w = floor_div(p.in_w * upx + padx0 + padx1 - p.fw, downx) + 1;
+  TORCH_CHECK(p.out_h >= 1 && p.out_w >= 1, op, ": the output would have size ", p.out_h, "x", p.out_w,
+              " for an input of ", p.in_h, "x", p.in_w, ", a ", p.fh, "x", p.fw, " filter and padding (x0=", padx0,
+              ", x1=", padx1, ", y0=", pady0, ", y1=", pady1, "); crop less or use a larger input.");
+  return p;
+}
+
+void set_act(Upfirdn2dParams& p, const std::string& act, double alpha, double act_gain, double clamp) {
+  p.act = parse_act(act);
+  p.alpha = alpha;
+  p.act_gain = act_gain;
+  p.clamp = clamp;
+}
+
+// Cross-correlation weights in the accumulation dtype: flipped unless `flip`, scaled by gain.
+at::Tensor prepare_weights(const at::Tensor& f, bool flip, double gain, at::ScalarType acc) {
+  at::Tensor w = f.detach().to(acc);
+  if (!flip) w = w.flip({0, 1});
+  return (w * gain).contiguous();
+}
+
+// The layout input and output share: channels_last for a channels_last input, else NCHW
+// (anything else is copied to NCHW first). vidgan/ops/_registry.py mirrors this rule.
+at::MemoryFormat layout_of(const at::Tensor& x) {
+  return (x.is_contiguous(at::MemoryFormat::ChannelsLast) && !x.is_contiguous()) ? at::MemoryFormat::ChannelsLast
+                                                                                 : at::MemoryFormat::Contiguous;
+}
+
+void run_kernel(const Upfirdn2dParams& p, Mode mode, const KernelArgs& a) {
+  if (p.n * p.c == 0) return;  // empty batch: nothing to compute
+  if (a.out.is_cuda()) {
+#ifdef VIDGAN_WITH_CUDA
+    upfirdn2d_kernel_cuda(p, mode, a);
+    return;
+#else
+    TORCH_CHECK(false, "vidgan._C was built without CUDA; rebuild with VIDGAN_CUDA=1 "
+                       "(pip install --no-build-isolation -e .) to run the op on a GPU.");
+#endif
+  }
+  upfirdn2d_kernel_cpu(p, mode, a);
+}
+
+}  // namespace
+
+at::Tensor upfirdn2d(const at::Tensor& x_in, const at::Tensor& f, int64_t upx, int64_t upy, int64_t downx,
+                     int64_t downy, int64_t padx0, int64_t padx1, int64_t pady0, int64_t pady1, bool flip,
+                     double gain) {
+  const char* op = "vidgan::upfirdn2d";
+  check_tensor(x_in, "x", op);
+  check_filter(f, x_in, op);
+  Upfirdn2dParams p = make_params(x_in, f, upx, upy, downx, downy, padx0, padx1, pady0, pady1, op);
+  const at::MemoryFormat fmt = layout_of(x_in);
+  KernelArgs a;
+  a.x = x_in.contiguous(fmt);
+  a.w = prepare_weights(f, flip, gain, acc_dtype(x_in.scalar_type()));
+  a.out = at::empty({p.n, p.c, p.out_h, p.out_w}, x_in.options().memory_format(fmt));
+  run_kernel(p, Mode::Plain, a);
+  return a.out;
+}
+
+at::Tensor fused_upsample(const at::Tensor& x_in, const at::Tensor& f, const c10::optional<at::Tensor>& bias,
+                          int64_t upx, int64_t upy, int64_t padx0, int64_t padx1, int64_t pady0, int64_t pady1,
+                          bool flip, double gain, const std::string& act, double alpha, double act_gain,
+                          double clamp) {
+  const char* op = "vidgan::fused_upsample";
+  check_tensor(x_in, "x", op);
+  check_filter(f, x_in, op);
+  Upfirdn2dParams p = make_params(x_in, f, upx, upy, 1, 1, padx0, padx1, pady0, pady1, op);
+  set_act(p, act, alpha, act_gain, clamp);
+  const at::ScalarType acc = acc_dtype(x_in.scalar_type());
+  const at::MemoryFormat fmt = layout_of(x_in);
+  KernelArgs a;
+  if (bias.has_value() && bias->defined()) {
+    const at::Tensor& b = *bias;
+    TORCH_CHECK(b.dim() == 1 && b.size(0) == p.c, op, ": bias must have shape [C] = [", p.c, "], got ",
+                b.sizes(), ".");
+    TORCH_CHECK(b.device() == x_in.device(), op, ": bias is on ", b.device(), " but the input is on ",
+                x_in.device(), ".");
+    TORCH_CHECK(at::isFloatingType(b.scalar_type()), op, ": bias must be floating point, got ", b.scalar_type(),
+                ".");
+    // Round to the input dtype first, as `x + bias.to(x.dtype)` does.
+    a.bias = b.detach().to(x_in.scalar_type()).to(acc).contiguous();
+    p.has_bias = true;
+  }
+  a.x = x_in.contiguous(fmt);
+  a.w = prepare_weights(f, flip, gain, acc);
+  a.out = at::empty({p.n, p.c, p.out_h, p.out_w}, x_in.options().memory_format(fmt));
+  run_kernel(p, Mode::BiasAct, a);
+  return a.out;
+}
+
+std::tuple<at::Tensor, at::Tensor> fused_upsample_grad(
+    const at::Tensor& dy_in, const at::Tensor& y_in, const at::Tensor& f, int64_t downx, int64_t downy,
+    int64_t padx0, int64_t padx1, int64_t pady0, int64_t pady1, bool flip, double gain, const std::string& act,
+    double alpha, double act_gain, double clamp, bool bias_grad) {
+  const char* op = "vidgan::fused_upsample_grad";
+  check_tensor(dy_in, "dy", op);
+  check_tensor(y_in, "y", op);
+  check_filter(f, dy_in, op);
+  TORCH_CHECK(dy_in.sizes() == y_in.sizes(), op, ": dy ", dy_in.sizes(), " and y ", y_in.sizes(),
+              " must have the same shape.");
+  TORCH_CHECK(dy_in.device() == y_in.device(), op, ": dy and y must be on the same device.");
+  Upfirdn2dParams p = make_params(dy_in, f, 1, 1, downx, downy, padx0, padx1, pady0, pady1, op);
+  set_act(p, act, alpha, act_gain, clamp);
+  p.has_bias = bias_grad;
+  const at::ScalarType acc = acc_dtype(dy_in.scalar_type());
+  // The CPU kernel reads NCHW planes; the CUDA kernel takes any strides.
+  const at::MemoryFormat fmt = layout_of(dy_in);
+  const at::MemoryFormat run_fmt = dy_in.is_cuda() ? fmt : at::MemoryFormat::Contiguous;
+  KernelArgs a;
+  a.x = dy_in.contiguous(run_fmt);
+  a.y = y_in.to(dy_in.scalar_type()).contiguous(run_fmt);
+  a.w = prepare_weights(f, flip, gain, acc);
+  a.out = at::empty({p.n, p.c, p.out_h, p.out_w}, dy_in.options().memory_format(run_fmt));
+  if (bias_grad) a.bias_sum = at::zeros({p.n * p.c}, dy_in.options().dtype(acc));
+  run_kernel(p, Mode::GradMask, a);
+  at::Tensor dx = (run_fmt == fmt) ? a.out : a.out.contiguous(fmt);
+  at::Tensor db = bias_grad ? a.bias_sum.view({p.n, p.c}).sum(0).to(dy_in.scalar_type())
+                            : at::zeros({p.c}, dy_in.options());
+  return {dx, db};
+}
+
+}  // namespace vidgan
+
+TORCH_LIBRARY(vidgan, m) {
+  // Fake (meta) kernels and autograd formulas are registered from Python in this module.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 8)
+  m.set_python_module("vidgan.ops._registry");
+#else
+  m.impl_abstract_pystub("vidgan.ops._registry");
+#endif
+  m.def(
+      "upfirdn2d(Tensor x, Tensor f, int upx, int upy, int downx, int downy, int padx0, int padx1, "
+      "int pady0, int pady1, bool flip, float gain) -> Tensor");
+  m.def(
+      "fused_upsample(Tensor x, Tensor f, Tensor? bias, int upx, int upy, int padx0, int padx1, int pady0, "
+      "int pady1, bool flip, float gain, str act, float alpha, float act_gain, float clamp) -> Tensor");
+  m.def(
+      "fused_upsample_grad(Tensor dy, Tensor y, Tensor f, int downx, int downy, int padx0, int padx1, "
+      "int pady0, int pady1, bool flip, float gain, str act, float alpha, float act_gain, float clamp, "
+      "bool bias_grad) -> (Tensor, Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(vidgan, CPU, m) {
+  m.impl("upfirdn2d", &vidgan::upfirdn2d);
+  m.impl("fused_upsample", &vidgan::fused_upsample);
+  m.impl("fused_upsample_grad", &vidgan::fused_upsample_grad);
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "vidgan compiled ops (torch.ops.vidgan.*) and the facts of this build.";
+  m.attr("__version__") = VIDGAN_VERSION;
+  m.attr("torch_version") = TORCH_VERSION;  // the torch this build was compiled against
+#ifdef VIDGAN_WITH_CUDA
+  m.attr("cuda_compiled") = true;
+  m.attr("cuda_version") = std::to_string(CUDA_VERSION / 1000) + "." + std::to_string(CUDA_VERSION % 1000 / 10);
+#else
+  m.attr("cuda_compiled") = false;
+  m.attr("cuda_version") = pybind11::none();
+#endif
+}

@@ -1,0 +1,171 @@
+"""Public face of the ops: argument checks, then the compiled kernels or the reference.
+
+    y = fused_upsample(x, f, bias, up=2)          # [N, C, H, W] -> [N, C, 2H, 2W]
+    y = upfirdn2d(x, f, down=2, padding=1)         # [N, C, H, W] -> [N, C, H/2, W/2]
+
+`impl=None` picks the compiled extension when it is loaded and supports x's device, else
+the plain-PyTorch reference; `impl="ext"` insists on the extension (RuntimeError when it
+cannot run here) and `impl="reference"` forces the reference.
+"""
+import math
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+
+from vidgan.errors import InputError
+from vidgan.ops import _ext, reference
+from vidgan.ops.reference import ACTIVATIONS, default_padding, setup_filter  # noqa: F401
+
+IntPair = Union[int, Sequence[int]]
+SQRT2 = math.sqrt(2)
+IMPLS = (None, "ext", "reference")
+
+
+# ----------------------------------------------------------------------------- checks
+def _check_x(x, op: str) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise InputError(f"{op}: x must be a torch.Tensor [N, C, H, W], got {type(x).__name__}.")
+    if x.ndim != 4:
+        raise InputError(f"{op}: x must be a 4D tensor [N, C, H, W], got shape {tuple(x.shape)}.")
+    if not x.is_floating_point():
+        raise InputError(f"{op}: x must be a floating-point tensor, got dtype {x.dtype}; convert it with x.float().")
+    if x.shape[2] == 0 or x.shape[3] == 0:
+        raise InputError(f"{op}: x has an empty spatial size {tuple(x.shape)}; H and W must be at least 1.")
+
+
+def _factor(v: IntPair, name: str, op: str) -> Tuple[int, int]:
+    try:
+        fx, fy = reference.pair(v, name)
+    except (TypeError, ValueError):
+        raise InputError(f"{op}: {name} must be an int or a pair of ints, got {v!r}.") from None
+    if fx < 1 or fy < 1:
+        raise InputError(f"{op}: {name} must be >= 1, got {v!r}.")
+    return fx, fy
+
+
+def _filter(f, x: torch.Tensor, op: str) -> torch.Tensor:
+    if f is None:
+        return setup_filter(device=x.device)
+    if not isinstance(f, torch.Tensor):
+        f = torch.as_tensor(f, dtype=torch.float32, device=x.device)
+    if f.ndim not in (1, 2) or f.numel() == 0:
+        raise InputError(f"{op}: the filter must be a non-empty 1D (separable) or 2D tensor, got shape "
+                         f"{tuple(f.shape)}; build it with vidgan.ops.setup_filter.")
+    if not f.is_floating_point():
+        raise InputError(f"{op}: the filter must be floating point, got dtype {f.dtype}.")
+    if f.device != x.device:
+        raise InputError(f"{op}: the filter is on {f.device} but x is on {x.device}; move it with f.to(x.device).")
+    return f
+
+
+def _pads(padding, f: torch.Tensor, up: Tuple[int, int], op: str) -> Tuple[int, int, int, int]:
+    if padding is None:
+        return default_padding(f, up)
+    try:
+        return reference.pad4(padding)
+    except (TypeError, ValueError):
+        raise InputError(f"{op}: padding must be an int, a pair (px, py) or (x0, x1, y0, y1), got {padding!r}.") \
+            from None
+
+
+def _check_out(x, f, up, down, pads, op: str) -> None:
+    fh, fw = (f.shape[0], f.shape[-1]) if f.ndim == 2 else (f.shape[0], f.shape[0])
+    oh = (x.shape[2] * up[1] + pads[2] + pads[3] - fh) // down[1] + 1
+    ow = (x.shape[3] * up[0] + pads[0] + pads[1] - fw) // down[0] + 1
+    if oh < 1 or ow < 1:
+        raise InputError(f"{op}: the output would have size {oh}x{ow} for an input of {x.shape[2]}x{x.shape[3]}, "
+                         f"a {fh}x{fw} filter and padding (x0, x1, y0, y1)={pads}; crop less or use a larger input.")
+
+
+def _check_bias(bias, x: torch.Tensor, op: str) -> None:
+    if bias is None:
+        return
+    if not isinstance(bias, torch.Tensor) or bias.ndim != 1 or bias.shape[0] != x.shape[1]:
+        shape = tuple(bias.shape) if isinstance(bias, torch.Tensor) else type(bias).__name__
+        raise InputError(f"{op}: bias must be a 1D tensor of length C={x.shape[1]}, got {shape}.")
+    if not bias.is_floating_point():
+        raise InputError(f"{op}: bias must be floating point, got dtype {bias.dtype}.")
+    if bias.device != x.device:
+        raise InputError(f"{op}: bias is on {bias.device} but x is on {x.device}; move it with bias.to(x.device).")
+
+
+def _impl(impl: Optional[str], device: torch.device, op: str) -> str:
+    """'ext' or 'reference' for this call."""
+    if impl not in IMPLS:
+        raise InputError(f"{op}: impl must be None, 'ext' or 'reference', got {impl!r}.")
+    if impl == "reference":
+        return "reference"
+    if _ext.supports(device):
+        return "ext"
+    if impl == "ext":
+        if _ext.ext() is None:
+            raise RuntimeError(f"{op}: impl='ext' was requested but the compiled extension is not available "
+                               f"({_ext.ERROR}); {_ext.BUILD_HINT}.")
+        raise RuntimeError(f"{op}: impl='ext' was requested for a tensor on {device}, but vidgan._C was built "
+                           f"without kernels for it; rebuild with VIDGAN_CUDA=1 on a machine with nvcc.")
+    return "reference"
+
+
+def _as_2d(f: torch.Tensor) -> torch.Tensor:
+    """The kernels take a 2D filter; a separable 1D filter becomes its outer product."""
+    return torch.outer(f, f) if f.ndim == 1 else f
+
+
+# ----------------------------------------------------------------------------- ops
+def upfirdn2d(x: torch.Tensor, f: Optional[torch.Tensor], up: IntPair = 1, down: IntPair = 1, padding: IntPair = 0,
+              flip_filter: bool = False, gain: float = 1, impl: Optional[str] = None) -> torch.Tensor:
+    """Upsample (zero insertion), pad (negative = crop), FIR filter, downsample.
+
+    x: [N, C, H, W] float -> [N, C, (H*up + py0 + py1 - fh) // down + 1, (likewise W)].
+    f: 1D (separable) or 2D filter on x's device, None = setup_filter() ([1, 3, 3, 1]).
+    up, down: int or (x, y); padding: int, (px, py) or (x0, x1, y0, y1). The filter is
+    used as a true convolution (flipped) unless flip_filter, and scaled by gain.
+    """
+    op = "upfirdn2d"
+    _check_x(x, op)
+    upx, upy = _factor(up, "up", op)
+    downx, downy = _factor(down, "down", op)
+    f = _filter(f, x, op)
+    pads = _pads(padding, f, (upx, upy), op)
+    _check_out(x, f, (upx, upy), (downx, downy), pads, op)
+    if _impl(impl, x.device, op) == "reference":
+        return reference.upfirdn2d(x, f, up=(upx, upy), down=(downx, downy), padding=pads,
+                                   flip_filter=flip_filter, gain=gain)
+    return torch.ops.vidgan.upfirdn2d(x, _as_2d(f), upx, upy, downx, downy, *pads, bool(flip_filter), float(gain))
+
+
+def fused_upsample(x: torch.Tensor, f: Optional[torch.Tensor] = None, bias: Optional[torch.Tensor] = None,
+                   up: IntPair = 2, padding: Optional[IntPair] = None, gain: Optional[float] = None,
+                   flip_filter: bool = False, act: str = "lrelu", alpha: float = 0.2,
+                   act_gain: Optional[float] = SQRT2, clamp: Optional[float] = None,
+                   impl: Optional[str] = None) -> torch.Tensor:
+    """Upsample + FIR filter + gain + bias + activation * act_gain + clamp, in one pass.
+
+    x: [N, C, H, W] float -> [N, C, H', W'] (with the default padding and a 4-tap filter,
+    [N, C, up*H, up*W]). f: 1D (separable) or 2D, None = [1, 3, 3, 1]. padding None =
+    ((fw+up-1)//2, (fw-up)//2) per axis. gain None = up*up. bias: [C] or None.
+    act: 'lrelu' (slope alpha), 'relu' or 'linear' (which ignores act_gain).
+    clamp: clamp the result to [-clamp, clamp] (None = no clamp).
+    """
+    op = "fused_upsample"
+    _check_x(x, op)
+    upx, upy = _factor(up, "up", op)
+    f = _filter(f, x, op)
+    pads = _pads(padding, f, (upx, upy), op)
+    _check_out(x, f, (upx, upy), (1, 1), pads, op)
+    _check_bias(bias, x, op)
+    if act not in ACTIVATIONS:
+        raise InputError(f"{op}: act must be one of {ACTIVATIONS}, got {act!r}.")
+    gain = float(upx * upy) if gain is None else float(gain)
+    act_gain = SQRT2 if act_gain is None else float(act_gain)
+    if _impl(impl, x.device, op) == "reference":
+        return reference.fused_upsample(x, f, bias, up=(upx, upy), padding=pads, gain=gain, flip_filter=flip_filter,
+                                        act=act, alpha=alpha, act_gain=act_gain, clamp=clamp)
+    f2 = _as_2d(f)
+    if act != "linear" and (act_gain <= 0 or (act == "lrelu" and alpha < 0)):
+        # The fused backward reads the activation's derivative off the output's sign, which
+        # a non-positive gain or slope scrambles: filter in the kernel, activate with torch.
+        y = torch.ops.vidgan.upfirdn2d(x, f2, upx, upy, 1, 1, *pads, bool(flip_filter), gain)
+        return reference.bias_act(y, bias, act=act, alpha=alpha, act_gain=act_gain, clamp=clamp)
+    return torch.ops.vidgan.fused_upsample(x, f2, bias, upx, upy, *pads, bool(flip_filter), gain, act,
+                                           float(alpha), act_gain, -1.0 if clamp is None else float(clamp))
