@@ -1,0 +1,255 @@
+"""Saving and loading generators: a directory of config.json + generator.safetensors (no pickle).
+
+    save_model("out/model", G_ema, meta={"steps": 20000, "data": "moving-mnist ..."})
+    G = load("out/model")        # a model dir
+    G = load("runs/mnist")       # a run dir: newest complete RUN_DIR/checkpoints/step-XXXXXXXX/
+    G = load()                   # the embedded model in vidgan/assets/default/
+
+config.json: {"format": "vidgan-generator", "format_version": 1, "model": ModelConfig.to_dict(),
+"meta": {...}}. generator.safetensors: G.state_dict() (buffers included) in float32.
+
+A run dir's checkpoints/step-XXXXXXXX/ folders hold config.json + generator.safetensors (the EMA
+generator) plus whatever else training writes (save_modules / load_modules for the discriminators
+and other modules). A new checkpoint folder is written as a whole: `atomic_directory(path)` yields
+a temporary sibling folder and renames it into place only when the block succeeds.
+"""
+import contextlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Union
+
+import torch
+import torch.nn as nn
+
+from vidgan.errors import CheckpointError, InputError
+from vidgan.models import ModelConfig, TemporalGenerator
+
+FORMAT = "vidgan-generator"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "generator.safetensors"
+DEFAULT_DIR = Path(__file__).resolve().parent / "assets" / "default"
+STEP_DIR = re.compile(r"^step-(\d+)$")
+
+PathLike = Union[str, os.PathLike]
+
+
+# ----------------------------------------------------------------------------- atomic writes
+@contextlib.contextmanager
+def atomic_directory(path: PathLike, overwrite: bool = True) -> Iterator[Path]:
+    """Yields a fresh temporary folder beside `path`; on success it replaces `path` (an existing
+    folder is moved aside and removed afterwards), on error it is removed and `path` is untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not overwrite:
+        raise InputError(f"{path} already exists; remove it or allow overwriting.")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        yield tmp
+        old = None
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            os.replace(path, old / path.name)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _write_atomic(path: Path, write) -> None:
+    """Calls write(tmp_path) on a temp file in path's folder, then renames it to path."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
+def _state_tensors(module: nn.Module) -> Dict[str, torch.Tensor]:
+    """state_dict as contiguous CPU tensors that share no memory (what safetensors needs)."""
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in module.state_dict().items()}
+
+
+def _save_safetensors(path: Path, module: nn.Module, metadata: Optional[Dict[str, str]] = None) -> None:
+    from safetensors.torch import save_file
+
+    _write_atomic(path, lambda tmp: save_file(_state_tensors(module), tmp, metadata=metadata))
+
+
+def _load_safetensors(path: Path, module: nn.Module, device="cpu") -> None:
+    """Loads path into module (strict); any failure is a CheckpointError naming the file."""
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing; the checkpoint is incomplete, pick another one.")
+    try:
+        tensors = load_file(str(path), device=str(device))
+    except Exception as exc:  # safetensors raises its own error types for truncated / garbled files
+        raise CheckpointError(f"{path} is not a readable safetensors file ({exc}); it is corrupt, "
+                              f"pick another checkpoint.") from None
+    own = module.state_dict()
+    missing, unexpected = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
+    bad_shape = sorted(k for k in set(own) & set(tensors) if own[k].shape != tensors[k].shape)
+    if missing or unexpected or bad_shape:
+        parts = [f"missing {', '.join(missing[:5])}" if missing else "",
+                 f"unexpected {', '.join(unexpected[:5])}" if unexpected else "",
+                 f"wrong shape {', '.join(bad_shape[:5])}" if bad_shape else ""]
+        raise CheckpointError(f"{path} does not match its model ({'; '.join(p for p in parts if p)}); "
+                              f"it was written by another configuration or version.")
+    module.load_state_dict(tensors, strict=True)
+
+
+# ----------------------------------------------------------------------------- public API
+def save_model(path: PathLike, G: TemporalGenerator, meta: Optional[dict] = None) -> Path:
+    """Writes path/config.json (model config + meta) and path/generator.safetensors.
+
+    A new `path` is written as a whole (temporary folder, then rename); in an existing folder
+    (e.g. a checkpoint folder being filled inside `atomic_directory`) each file is written to a
+    temporary file and renamed, and other files are left alone. `meta` must be JSON-serialisable.
+    """
+    path = Path(path)
+    meta = dict(meta or {})
+    try:
+        doc = json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, "model": G.cfg.to_dict(),
+                          "meta": meta}, indent=2, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"checkpoint meta must be JSON-serialisable: {exc}.") from None
+
+    def write_into(folder: Path) -> None:
+        _save_safetensors(folder / WEIGHTS_FILE, G, metadata={"format": FORMAT})
+        _write_atomic(folder / CONFIG_FILE, lambda tmp: Path(tmp).write_text(doc + "\n"))
+
+    if path.is_dir():
+        write_into(path)
+    else:
+        with atomic_directory(path) as tmp:
+            write_into(tmp)
+    return path
+
+
+def save_modules(path: PathLike, modules: Dict[str, nn.Module]) -> None:
+    """Writes path/<name>.safetensors for each module (each file atomically); path must exist or is created."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    for name, module in modules.items():
+        _save_safetensors(path / f"{name}.safetensors", module)
+
+
+def load_modules(path: PathLike, modules: Dict[str, nn.Module], device="cpu") -> None:
+    """Loads path/<name>.safetensors into each module in place; CheckpointError names a missing/corrupt file."""
+    path = Path(path)
+    for name, module in modules.items():
+        _load_safetensors(path / f"{name}.safetensors", module, device=device)
+
+
+def read_config(path: PathLike) -> tuple:
+    """(ModelConfig, meta) from a config.json; CheckpointError naming the file if unreadable or invalid."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing; a model folder needs {CONFIG_FILE} and {WEIGHTS_FILE}.")
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not valid JSON ({exc}); the checkpoint is corrupt.") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("model"), dict):
+        raise CheckpointError(f"{path} is not a vidgan generator config (expected \"format\": \"{FORMAT}\" "
+                              f"and a \"model\" object).")
+    if int(doc.get("format_version", 0)) > FORMAT_VERSION:
+        raise CheckpointError(f"{path} has format_version {doc['format_version']}, newer than this vidgan "
+                              f"reads ({FORMAT_VERSION}); upgrade vidgan.")
+    try:
+        cfg = ModelConfig.from_dict(doc["model"])
+    except InputError as exc:
+        raise CheckpointError(f"{path} holds a bad model config: {exc}") from None
+    meta = doc.get("meta") or {}
+    return cfg, meta if isinstance(meta, dict) else {}
+
+
+def load_model_dir(path: PathLike, device="cpu") -> TemporalGenerator:
+    """A TemporalGenerator (eval mode, .cfg, .meta) from a folder holding config.json + generator.safetensors."""
+    path = Path(path)
+    cfg, meta = read_config(path / CONFIG_FILE)
+    G = TemporalGenerator(cfg)
+    _load_safetensors(path / WEIGHTS_FILE, G)
+    G.meta = meta
+    return G.to(device).eval()
+
+
+def list_checkpoints(run_dir: PathLike) -> List[Path]:
+    """RUN_DIR/checkpoints/step-XXXXXXXX folders (or step folders directly under run_dir), newest first."""
+    run_dir = Path(run_dir)
+    root = run_dir / "checkpoints" if (run_dir / "checkpoints").is_dir() else run_dir
+    found = []
+    for p in root.iterdir() if root.is_dir() else []:
+        m = STEP_DIR.match(p.name)
+        if m and p.is_dir():
+            found.append((int(m.group(1)), p))
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def latest_checkpoint(run_dir: PathLike, device="cpu"):
+    """(folder, generator) of the newest checkpoint that loads; a newer broken one is skipped with a warning.
+
+    Returns (None, None) when run_dir holds no step folders; CheckpointError when all of them are broken.
+    """
+    folders = list_checkpoints(run_dir)
+    errors = []
+    for i, folder in enumerate(folders):
+        try:
+            return folder, load_model_dir(folder, device=device)
+        except CheckpointError as exc:
+            errors.append(str(exc))
+            nxt = folders[i + 1].name if i + 1 < len(folders) else None
+            warnings.warn(f"skipping checkpoint {folder}: {exc} "
+                          + (f"Falling back to {nxt}." if nxt else "No older checkpoint left."), stacklevel=2)
+    if folders:
+        raise CheckpointError(f"no loadable checkpoint in {run_dir}: every step folder is broken "
+                              f"(newest: {errors[0]})")
+    return None, None
+
+
+def load(path: Optional[PathLike] = None, device="cpu") -> TemporalGenerator:
+    """A generator in eval mode with .cfg and .meta, from:
+
+    None (the embedded model in vidgan/assets/default/), a model folder (config.json +
+    generator.safetensors), a run folder (newest complete RUN_DIR/checkpoints/step-XXXXXXXX/; a broken
+    newest one is skipped with a warning), or a .safetensors file with config.json beside it.
+    Anything missing, corrupt or incompatible raises CheckpointError naming the file.
+    """
+    if path is None:
+        if not (DEFAULT_DIR / CONFIG_FILE).is_file() or not (DEFAULT_DIR / WEIGHTS_FILE).is_file():
+            raise CheckpointError(f"the embedded default model is not present in {DEFAULT_DIR}; build it with "
+                                  f"`make default-model` or pass a checkpoint path.")
+        return load_model_dir(DEFAULT_DIR, device=device)
+    p = Path(path)
+    if p.is_file():
+        if p.suffix != ".safetensors":
+            raise CheckpointError(f"{p} is not a checkpoint: pass a model folder, a run folder or a "
+                                  f".safetensors file with {CONFIG_FILE} beside it.")
+        cfg, meta = read_config(p.parent / CONFIG_FILE)
+        G = TemporalGenerator(cfg)
+        _load_safetensors(p, G)
+        G.meta = meta
+        return G.to(device).eval()
+    if not p.exists():
+        raise CheckpointError(f"{p} does not exist; pass a model folder, a run folder or a .safetensors file.")
+    if list_checkpoints(p):
+        return latest_checkpoint(p, device=device)[1]
+    if (p / "checkpoints").is_dir():
+        raise CheckpointError(f"the run folder {p} has no checkpoints/step-XXXXXXXX/ folder yet; train longer "
+                              f"or pass a model folder.")
+    if (p / CONFIG_FILE).is_file() or (p / WEIGHTS_FILE).is_file():
+        return load_model_dir(p, device=device)
+    raise CheckpointError(f"{p} holds no checkpoint: expected {CONFIG_FILE} + {WEIGHTS_FILE}, or "
+                          f"checkpoints/step-XXXXXXXX/ folders of a training run.")

@@ -1,0 +1,134 @@
+"""ModelConfig: every number the generator and both discriminators are built from, as one JSON-able dataclass."""
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
+
+from vidgan.errors import InputError
+
+MOTIONS = ("continuous", "gru")
+INTERPOLATIONS = ("cubic", "linear")
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of TemporalGenerator, FrameDiscriminator and ClipDiscriminator.
+
+    Widths: a layer at resolution r has min(base // r, max) channels (G: channel_base/channel_max,
+    frame D: d_channel_base/d_channel_max, clip D: clip_channel_base/clip_channel_max).
+    """
+
+    # Output clips.
+    resolution: int = 64                 # H = W; a power of two in 32..256
+    frames: int = 16                     # training clip length T (rendering may use any length)
+    # Content: z_c [N, z_dim] -> mapping network -> w_c [N, w_dim].
+    z_dim: int = 128
+    w_dim: int = 128
+    mapping_layers: int = 4
+    mapping_lr_mul: float = 0.01
+    w_avg_beta: float = 0.995            # EMA of w_c tracked in training mode (for truncation)
+    # Motion: noise -> per-frame motion codes [N, T, motion_code_dim].
+    motion: str = "continuous"           # "continuous" (time grid + periodic features) or "gru"
+    motion_dim: int = 64                 # noise size per grid code ('continuous') / per step ('gru')
+    motion_code_dim: int = 64            # size of the per-frame motion code m_t
+    motion_spacing: int = 4              # 'continuous': frames between two grid codes
+    motion_interp: str = "cubic"         # 'continuous': "cubic" (Catmull-Rom) or "linear"
+    time_features: int = 8               # 'continuous': number of sin/cos frequencies
+    time_period_min: float = 2.0         # 'continuous': shortest period, in frames
+    time_period_max: float = 64.0        # 'continuous': longest period, in frames
+    # Synthesis network.
+    channel_base: int = 1024
+    channel_max: int = 64
+    conv_clamp: Optional[float] = 256.0  # clamp of conv outputs (None = off)
+    # Frame discriminator (2D, k frames of each clip).
+    frame_d_frames: int = 2
+    d_channel_base: int = 1024
+    d_channel_max: int = 64
+    mbstd_group: int = 4
+    # Clip discriminator ((2+1)D over the whole clip, with frame differences as extra input).
+    clip_channel_base: int = 512
+    clip_channel_max: int = 64
+    clip_diff: bool = True
+
+    def __post_init__(self):
+        self.validate()
+
+    # --------------------------------------------------------------------- widths
+    def g_width(self, res: int) -> int:
+        return max(1, min(self.channel_base // res, self.channel_max))
+
+    def d_width(self, res: int) -> int:
+        return max(1, min(self.d_channel_base // res, self.d_channel_max))
+
+    def clip_width(self, res: int) -> int:
+        return max(1, min(self.clip_channel_base // res, self.clip_channel_max))
+
+    # --------------------------------------------------------------------- (de)serialisation
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "ModelConfig":
+        """Builds a validated config; missing keys take their defaults, unknown keys are an InputError."""
+        if not isinstance(d, dict):
+            raise InputError(f"a model config must be a JSON object (dict), got {type(d).__name__}.")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise InputError(f"unknown model config key(s) {', '.join(unknown)}; "
+                             f"valid keys are {', '.join(sorted(known))}.")
+        return cls(**d)
+
+    def diff(self, other: "ModelConfig") -> Dict[str, tuple]:
+        """{key: (self value, other value)} for every field that differs."""
+        a, b = self.to_dict(), other.to_dict()
+        return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
+
+    # --------------------------------------------------------------------- validation
+    def validate(self) -> None:
+        """Raises InputError naming the first bad field (type or value)."""
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+            if kind == "int" and (isinstance(v, bool) or not isinstance(v, int)):
+                if isinstance(v, float) and v.is_integer():
+                    setattr(self, f.name, int(v))
+                    continue
+                raise InputError(f"model config {f.name} must be an integer, got {v!r}.")
+            if kind == "float" and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
+                raise InputError(f"model config {f.name} must be a finite number, got {v!r}.")
+            if kind == "float":
+                setattr(self, f.name, float(v))
+            if kind == "bool" and not isinstance(v, bool):
+                raise InputError(f"model config {f.name} must be true or false, got {v!r}.")
+            if kind == "str" and not isinstance(v, str):
+                raise InputError(f"model config {f.name} must be a string, got {v!r}.")
+        r = self.resolution
+        if not (32 <= r <= 256 and r & (r - 1) == 0):
+            raise InputError(f"model config resolution must be a power of two from 32 to 256, got {r}.")
+        if self.frames < 2:
+            raise InputError(f"model config frames must be at least 2, got {self.frames}.")
+        if self.motion not in MOTIONS:
+            raise InputError(f"model config motion must be one of {', '.join(MOTIONS)}, got {self.motion!r}.")
+        if self.motion_interp not in INTERPOLATIONS:
+            raise InputError(f"model config motion_interp must be one of {', '.join(INTERPOLATIONS)}, "
+                             f"got {self.motion_interp!r}.")
+        for name in ("z_dim", "w_dim", "mapping_layers", "motion_dim", "motion_code_dim", "motion_spacing",
+                     "time_features", "channel_base", "channel_max", "frame_d_frames", "d_channel_base",
+                     "d_channel_max", "mbstd_group", "clip_channel_base", "clip_channel_max"):
+            if getattr(self, name) < 1:
+                raise InputError(f"model config {name} must be at least 1, got {getattr(self, name)}.")
+        if self.frame_d_frames > self.frames:
+            raise InputError(f"model config frame_d_frames ({self.frame_d_frames}) must not exceed frames "
+                             f"({self.frames}).")
+        if not 0 < self.mapping_lr_mul <= 1:
+            raise InputError(f"model config mapping_lr_mul must be in (0, 1], got {self.mapping_lr_mul}.")
+        if not 0 <= self.w_avg_beta < 1:
+            raise InputError(f"model config w_avg_beta must be in [0, 1), got {self.w_avg_beta}.")
+        if not 0 < self.time_period_min <= self.time_period_max:
+            raise InputError(f"model config needs 0 < time_period_min <= time_period_max, got "
+                             f"{self.time_period_min} and {self.time_period_max}.")
+        if self.conv_clamp is not None:
+            if isinstance(self.conv_clamp, bool) or not isinstance(self.conv_clamp, (int, float)) \
+                    or not self.conv_clamp > 0:
+                raise InputError(f"model config conv_clamp must be a positive number or null, got {self.conv_clamp!r}.")
