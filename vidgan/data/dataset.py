@@ -141,7 +141,8 @@ class VideoDataset(torch.utils.data.Dataset):
         """One paragraph for logs: what was found, used and skipped."""
         frames = sum(e.length for e in self.entries)
         kinds = collections.Counter(e.kind for e in self.entries)
-        kind_text = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+        labels = {"frames": "frame folder(s)", "file": "video file(s)", "packed": "packed"}
+        kind_text = ", ".join(f"{n} {labels[k]}" for k, n in sorted(kinds.items()))
         text = (f"{len(self.entries)} usable video(s) ({kind_text}; {frames} frames) from {self.root}; "
                 f"clips of {self.frames} frames, stride {self.stride}, {self.resolution}x{self.resolution}, "
                 f"mode {self.mode}")

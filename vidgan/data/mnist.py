@@ -58,7 +58,7 @@ def read_idx_images(path):
                          f"train-images-idx3-ubyte.gz.")
     data = _read_maybe_gz(path)
     hint = "pass an MNIST IDX images file such as train-images-idx3-ubyte(.gz), not a labels file."
-    if len(data) < 16 or data[0:2] != b"\0\0":
+    if len(data) < 16 or data[0:2] != b"\0\0" or data[2] not in (8, 9, 11, 12, 13, 14) or not 1 <= data[3] <= 4:
         raise InputError(f"MNIST file {path} is not an IDX file (bad magic number); {hint}")
     dtype, ndim = data[2], data[3]
     if dtype != 0x08 or ndim != 3:

