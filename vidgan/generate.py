@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from vidgan.errors import InputError
+from vidgan.export import to_uint8
 
 _MOTION_STREAM = 0x5EED_0001  # keeps the motion stream apart from the content stream
 
@@ -47,12 +48,6 @@ def sample_latents(G, num: int, frames: int, seed: int = 0, content_seed: Option
     return z.to(dev), motion.to(dev)
 
 
-def _to_uint8(video: torch.Tensor) -> np.ndarray:
-    """[N, 3, T, H, W] float in [-1, 1] -> uint8 [N, T, H, W, 3]."""
-    x = (video.float().clamp(-1, 1) + 1) * 127.5
-    return x.round().to(torch.uint8).permute(0, 2, 3, 4, 1).cpu().numpy()
-
-
 @torch.no_grad()
 def iter_chunks(G, num: int = 1, frames: Optional[int] = None, seed: int = 0, truncation: float = 1.0,
                 content_seed: Optional[int] = None, motion_seed: Optional[int] = None,
@@ -71,7 +66,7 @@ def iter_chunks(G, num: int = 1, frames: Optional[int] = None, seed: int = 0, tr
     z, motion = sample_latents(G, num, frames, seed, content_seed, motion_seed, dev)
     codes = G.motion_trajectory(motion, frames)  # [N, T, M]
     for a in range(0, frames, batch):
-        yield _to_uint8(G.synthesize(z, codes[:, a:a + batch], truncation=truncation))
+        yield to_uint8(G.synthesize(z, codes[:, a:a + batch], truncation=truncation))
 
 
 def generate(G, seed: int = 0, num: int = 1, frames: Optional[int] = None, truncation: float = 1.0,
@@ -112,7 +107,7 @@ def generate_to_file(out: str, checkpoint: Optional[str] = None, seed: int = 0, 
     Frames stream from the generator to the encoder chunk by chunk. Returns a report dict.
     """
     from vidgan.checkpoint import load
-    from vidgan.export import make_grid, upscale_nearest, write_video
+    from vidgan.export import make_grid, upscale_nearest, write_video  # noqa: E402
 
     rc = _parse_grid(grid)
     if rc is not None:

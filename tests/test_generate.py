@@ -1,0 +1,95 @@
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from vidgan.checkpoint import save_model
+from vidgan.cli import main
+from vidgan.errors import InputError
+from vidgan.generate import generate, generate_to_file
+from vidgan.models import ModelConfig, TemporalGenerator
+
+TINY = dict(resolution=32, frames=4, z_dim=8, w_dim=8, mapping_layers=1, motion_dim=4, motion_code_dim=4,
+            channel_base=64, channel_max=8, d_channel_base=64, d_channel_max=8, clip_channel_base=64,
+            clip_channel_max=8)
+
+
+@pytest.fixture(scope="module", params=["continuous", "gru"])
+def G(request):
+    torch.manual_seed(0)
+    return TemporalGenerator(ModelConfig(motion=request.param, **TINY)).eval()
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    torch.manual_seed(0)
+    d = tmp_path_factory.mktemp("ckpt") / "model"
+    save_model(d, TemporalGenerator(ModelConfig(**TINY)), meta={"fps": 12})
+    return str(d)
+
+
+def test_shape_dtype_and_determinism(G):
+    a = generate(G, seed=3, num=2, frames=5)
+    assert a.shape == (2, 5, 32, 32, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, generate(G, seed=3, num=2, frames=5))
+    assert not np.array_equal(a, generate(G, seed=4, num=2, frames=5))
+
+
+def test_clip_i_equals_seed_plus_i(G):
+    a = generate(G, seed=10, num=3, frames=4)
+    assert np.array_equal(a[2], generate(G, seed=12, num=1, frames=4)[0])
+
+
+def test_chunked_rendering_matches_one_pass(G):
+    full = generate(G, seed=1, frames=9, batch=9)
+    assert np.array_equal(full, generate(G, seed=1, frames=9, batch=2))
+
+
+def test_content_and_motion_seeds_are_independent(G):
+    base = generate(G, content_seed=1, motion_seed=1, frames=6)
+    new_motion = generate(G, content_seed=1, motion_seed=2, frames=6)
+    new_content = generate(G, content_seed=2, motion_seed=1, frames=6)
+    assert not np.array_equal(base, new_motion) and not np.array_equal(base, new_content)
+    # Holding both seeds reproduces the clip whatever `seed` says.
+    assert np.array_equal(base, generate(G, seed=99, content_seed=1, motion_seed=1, frames=6))
+
+
+def test_longer_than_training(G):
+    a = generate(G, seed=0, frames=40, batch=8)
+    assert a.shape[1] == 40
+    # Late frames are as structured as early ones (no collapse to a constant).
+    assert a[:, -8:].std() > 0.25 * a[:, :8].std()
+
+
+def test_generate_to_file_numbered_and_grid(ckpt, tmp_path):
+    rep = generate_to_file(str(tmp_path / "c.gif"), checkpoint=ckpt, num=2, frames=3)
+    assert rep["paths"] == [str(tmp_path / "c_000.gif"), str(tmp_path / "c_001.gif")]
+    assert all(os.path.getsize(p) > 0 for p in rep["paths"]) and rep["fps"] == 12
+    rep = generate_to_file(str(tmp_path / "g"), checkpoint=ckpt, grid="2x3", frames=3, scale=2)
+    assert rep["clips"] == 1 and rep["width"] == 2 * (3 * 32 + 4 * 2) and rep["height"] == 2 * (2 * 32 + 3 * 2)
+    assert len(os.listdir(tmp_path / "g")) == 3
+
+
+def test_refuses_to_overwrite_and_bad_options(ckpt, tmp_path):
+    out = tmp_path / "x.gif"
+    out.write_bytes(b"keep")
+    with pytest.raises(InputError, match="already exists"):
+        generate_to_file(str(out), checkpoint=ckpt)
+    assert out.read_bytes() == b"keep"
+    with pytest.raises(InputError, match="grid"):
+        generate_to_file(str(tmp_path / "y.gif"), checkpoint=ckpt, grid="2by3")
+    with pytest.raises(InputError, match="scale"):
+        generate_to_file(str(tmp_path / "y.gif"), checkpoint=ckpt, scale=0)
+    assert not (tmp_path / "y.gif").exists()
+
+
+def test_cli_generate_and_exit_codes(ckpt, tmp_path, capsys):
+    out = tmp_path / "clip.mp4"
+    assert main(["generate", "--out", str(out), "--checkpoint", ckpt, "--frames", "4", "--seed", "1"]) == 0
+    assert out.stat().st_size > 0
+    assert "frames/s" in capsys.readouterr().out
+    assert main(["generate", "--out", str(out), "--checkpoint", ckpt]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["generate", "--out", str(tmp_path / "z.mp4"), "--checkpoint", str(tmp_path / "missing")]) == 2
+    assert not (tmp_path / "z.mp4").exists()
