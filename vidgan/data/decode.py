@@ -254,8 +254,15 @@ def prepare_frames(frames, resolution, keep_aspect=False):
 
 
 def to_model_range(clip, hflip=False):
-    """uint8 [T, H, W, 3] -> float32 [3, T, H, W] in [-1, 1], optionally flipped left-right."""
-    x = torch.as_tensor(clip).permute(3, 0, 1, 2).float().div_(127.5).sub_(1.0)
+    """uint8 [T, H, W, 3] -> float32 [3, T, H, W] in [-1, 1], optionally flipped left-right.
+
+    Done in numpy: single-threaded and fast on such small arrays, where torch's intra-op threads
+    only add contention when the trainer already uses every core.
+    """
+    x = np.asarray(clip).transpose(3, 0, 1, 2)  # [3, T, H, W] view
     if hflip:
-        x = x.flip(-1)
-    return x.contiguous()
+        x = x[..., ::-1]
+    out = np.empty(x.shape, np.float32)
+    np.multiply(x, np.float32(1 / 127.5), out=out)
+    out -= np.float32(1.0)
+    return torch.from_numpy(out)

@@ -8,6 +8,7 @@ reported in `skipped` and left out.
 """
 import os
 import struct
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from vidgan.data.decode import IMAGE_EXTS, VIDEO_EXTS, natural_key, probe_video
@@ -74,16 +75,15 @@ def _index_frames(folder, names, root, skipped):
     return VideoEntry(_rel(folder, root), folder, "frames", len(paths), w, h, frames=paths)
 
 
-def _index_file(path, root, skipped):
+def _probe_file(path, root):
+    """(VideoEntry, None) for a readable video file, else (None, reason)."""
     try:
         n, w, h, fps = probe_video(path)
     except DataError as exc:
-        skipped[path] = getattr(exc, "reason", str(exc)) + "; skipped"
-        return None
+        return None, getattr(exc, "reason", str(exc)) + "; skipped"
     if n <= 0:
-        skipped[path] = "ffmpeg found no video frames; skipped"
-        return None
-    return VideoEntry(_rel(path, root), path, "file", n, w, h, fps)
+        return None, "ffmpeg found no video frames; skipped"
+    return VideoEntry(_rel(path, root), path, "file", n, w, h, fps), None
 
 
 def index_videos(root):
@@ -100,10 +100,12 @@ def index_videos(root):
         if not root.lower().endswith(VIDEO_EXTS):
             raise DataError(f"{root} is not a video file ({', '.join(VIDEO_EXTS)}), a .vidpack, or a folder; "
                             f"pass one of those.")
-        entry = _index_file(root, os.path.dirname(root), skipped)
+        entry, reason = _probe_file(root, os.path.dirname(root))
+        if reason:
+            skipped[root] = reason
         return ([entry] if entry else []), skipped
 
-    entries, seen_any = [], False
+    entries, video_files, seen_any = [], [], False
     for folder, dirs, files in os.walk(root, followlinks=True):
         dirs[:] = sorted((d for d in dirs if not d.startswith(".")), key=natural_key)
         files = [f for f in files if not f.startswith(".")]
@@ -113,9 +115,14 @@ def index_videos(root):
             e = _index_frames(folder, images, root, skipped)
             if e:
                 entries.append(e)
-        for f in sorted((f for f in files if f.lower().endswith(VIDEO_EXTS)), key=natural_key):
-            e = _index_file(os.path.join(folder, f), root, skipped)
-            if e:
+        video_files += [os.path.join(folder, f) for f in files if f.lower().endswith(VIDEO_EXTS)]
+    if video_files:  # one ffmpeg process per file: run a few at once
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1, len(video_files))) as pool:
+            found = list(pool.map(lambda p: _probe_file(p, root), video_files))
+        for path, (e, reason) in zip(video_files, found):
+            if reason:
+                skipped[path] = reason
+            else:
                 entries.append(e)
     if not seen_any:
         raise DataError(f"data root {root} is empty; put video files or folders of frames in it.")
