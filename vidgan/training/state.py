@@ -4,13 +4,13 @@ Layout of one checkpoint (RUN_DIR/checkpoints/step-XXXXXXXX/):
 
     config.json            model config + meta (vidgan.checkpoint.save_model)   } a loadable model:
     generator.safetensors  the EMA generator (vidgan.checkpoint.save_model)     } vidgan.load(RUN_DIR)
-    modules.safetensors    G, Df, Dc (keys prefixed "G.", "Df.", "Dc.")
+    G.safetensors, Df.safetensors, Dc.safetensors   the trained modules (vidgan.checkpoint.save_modules)
     state.pt               optimiser states, step, RNG states of every rank, data position, learning-rate
                            scale, augmentation p (tensors/numbers/lists/dicts only: torch.load(weights_only=True))
     train.json             the TrainConfig of the run
 
-A checkpoint is written into checkpoints/.tmp-step-XXXXXXXX/ and renamed into place, so a
-folder named step-* is always complete. Nothing here ever unpickles code.
+A checkpoint is written into a hidden temporary folder beside it and renamed into place
+(vidgan.checkpoint.atomic_directory), so a folder named step-* is always complete. Nothing here ever unpickles code.
 """
 import json
 import os
@@ -21,14 +21,10 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-
 from vidgan.errors import CheckpointError
 
 CKPT_DIR = "checkpoints"
 PREFIX = "step-"
-MODULES_FILE = "modules.safetensors"
 STATE_FILE = "state.pt"
 TRAIN_FILE = "train.json"
 
@@ -55,7 +51,7 @@ def clean_temp(run_dir) -> None:
     root = Path(run_dir) / CKPT_DIR
     if root.is_dir():
         for p in root.iterdir():
-            if p.name.startswith(".tmp-") or p.name.startswith(".old-"):
+            if p.name.startswith(".") and (".tmp-" in p.name or ".old-" in p.name):
                 shutil.rmtree(p, ignore_errors=True)
 
 
@@ -88,49 +84,27 @@ def set_rng_state(s: Dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------- save
-def _module_tensors(modules: Dict[str, torch.nn.Module]) -> Dict[str, torch.Tensor]:
-    out = {}
-    for name, m in modules.items():
-        for k, v in m.state_dict().items():
-            # clone: safetensors refuses tensors that share storage
-            out[f"{name}.{k}"] = v.detach().to("cpu", copy=True).contiguous()
-    return out
-
-
 def save_checkpoint(run_dir, step: int, G_ema: torch.nn.Module, modules: Dict[str, torch.nn.Module],
                     state: Dict[str, Any], train_cfg: Dict[str, Any], meta: Optional[Dict[str, Any]] = None,
                     keep: int = 3) -> Path:
-    """Write RUN_DIR/checkpoints/step-XXXXXXXX atomically, then delete all but the newest `keep`."""
-    from vidgan.checkpoint import save_model
+    """Write RUN_DIR/checkpoints/step-XXXXXXXX as a whole (temp folder + rename), then keep the newest `keep`."""
+    from vidgan.checkpoint import atomic_directory, save_model, save_modules
 
     root = Path(run_dir) / CKPT_DIR
-    root.mkdir(parents=True, exist_ok=True)
     final = root / ckpt_name(step)
-    tmp = root / f".tmp-{ckpt_name(step)}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        save_model(str(tmp), G_ema, meta=dict(meta or {}, step=int(step)))
-        save_file(_module_tensors(modules), str(tmp / MODULES_FILE), metadata={"step": str(step)})
+    with atomic_directory(final) as tmp:
+        save_model(tmp, G_ema, meta=dict(meta or {}, step=int(step)))
+        save_modules(tmp, modules)
         torch.save(state, str(tmp / STATE_FILE))
         with open(tmp / TRAIN_FILE, "w") as fh:
             json.dump(dict(train_cfg, step=int(step)), fh, indent=2, sort_keys=True)
         for f in tmp.iterdir():  # make the bytes durable before the rename publishes them
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
-        if final.exists():
-            old = root / f".old-{ckpt_name(step)}-{os.getpid()}"
-            os.rename(final, old)
-            os.rename(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    for _, path in list_checkpoints(run_dir)[:-keep] if keep > 0 else []:
-        if path != final:
-            shutil.rmtree(path, ignore_errors=True)
+    if keep > 0:
+        for _, path in list_checkpoints(run_dir)[:-keep]:
+            if path != final:
+                shutil.rmtree(path, ignore_errors=True)
     return final
 
 
@@ -144,47 +118,33 @@ def read_train_config(path: Path) -> Dict[str, Any]:
         if not isinstance(d, dict) or not isinstance(d.get("model"), dict):
             raise ValueError("not a training config object")
         return d
-    except (OSError, ValueError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise CheckpointError(f"checkpoint file {f} is missing or corrupt ({exc}).") from None
 
 
-def read_checkpoint(path: Path) -> Dict[str, Any]:
-    """{"modules": {name: state_dict}, "G_ema": state_dict, "state": dict, "train": dict} on CPU.
+def load_checkpoint(path: Path, G_ema: torch.nn.Module, modules: Dict[str, torch.nn.Module]) -> Dict[str, Any]:
+    """Load a checkpoint's weights into G_ema and `modules` in place; return its training state dict.
 
-    Any missing, truncated or corrupt file raises CheckpointError naming that file.
+    Any missing, truncated or corrupt file raises CheckpointError naming that file (the modules may
+    then be partly overwritten: load another checkpoint into them, or rebuild them).
     """
-    path = Path(path)
-    train = read_train_config(path)
-    f = path / MODULES_FILE
-    try:
-        flat = load_file(str(f))
-    except (OSError, SafetensorError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"checkpoint file {f} is missing or corrupt ({exc}).") from None
-    modules: Dict[str, Dict[str, torch.Tensor]] = {}
-    for k, v in flat.items():
-        name, _, key = k.partition(".")
-        modules.setdefault(name, {})[key] = v
-    f = path / "generator.safetensors"
-    try:
-        from vidgan.checkpoint import load as load_model
+    from vidgan.checkpoint import load_modules
 
-        g_ema = load_model(str(path), device="cpu").state_dict()
-    except CheckpointError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any failure to read the file means it is unusable
-        raise CheckpointError(f"checkpoint file {f} is missing or corrupt ({exc}).") from None
+    path = Path(path)
+    load_modules(path, dict(modules, generator=G_ema))
     f = path / STATE_FILE
     try:
         state = torch.load(str(f), map_location="cpu", weights_only=True)
         if not isinstance(state, dict) or "step" not in state:
             raise ValueError("no training step in it")
     except Exception as exc:  # noqa: BLE001 - torch.load raises many types on damaged files
-        raise CheckpointError(f"checkpoint file {f} is missing or corrupt ({exc}).") from None
-    return {"modules": modules, "G_ema": g_ema, "state": state, "train": train, "path": path}
+        raise CheckpointError(f"checkpoint file {f} is missing or corrupt ({str(exc).splitlines()[0]}).") from None
+    return state
 
 
-def find_resumable(run_dir, model_cfg: Dict[str, Any], log=print) -> Optional[Dict[str, Any]]:
-    """Newest readable checkpoint of RUN_DIR whose model config equals `model_cfg`, or None if there is none.
+def find_resumable(run_dir, model_cfg: Dict[str, Any], G_ema: torch.nn.Module, modules: Dict[str, torch.nn.Module],
+                   log=print) -> Optional[Tuple[Path, Dict[str, Any]]]:
+    """Load the newest usable checkpoint of RUN_DIR into the modules; (its path, its state) or None if none.
 
     A corrupt checkpoint is reported (naming the file) and the previous one is tried; when every
     checkpoint is corrupt, CheckpointError. A checkpoint made with a different model config raises
@@ -192,9 +152,8 @@ def find_resumable(run_dir, model_cfg: Dict[str, Any], log=print) -> Optional[Di
     """
     from vidgan.training.config import config_diff
 
-    ckpts = list_checkpoints(run_dir)
     problems = []
-    for step, path in reversed(ckpts):
+    for step, path in reversed(list_checkpoints(run_dir)):
         try:
             train = read_train_config(path)
         except CheckpointError as exc:
@@ -208,13 +167,13 @@ def find_resumable(run_dir, model_cfg: Dict[str, Any], log=print) -> Optional[Di
             raise CheckpointError(f"{run_dir} holds a checkpoint ({path.name}) from an incompatible config: "
                                   f"{details}; use the same settings to resume, or a new --out directory.")
         try:
-            return read_checkpoint(path)
+            return path, load_checkpoint(path, G_ema, modules)
         except CheckpointError as exc:
             problems.append(str(exc))
             log(f"warning: {exc} Falling back to the previous checkpoint.")
     if problems:
-        raise CheckpointError(f"no usable checkpoint in {Path(run_dir) / CKPT_DIR}: every one is corrupt "
-                              f"(newest: {problems[0]}); delete that folder to start over or restore a copy.")
+        raise CheckpointError(f"no usable checkpoint in {Path(run_dir) / CKPT_DIR}, every one is corrupt "
+                              f"(newest: {problems[0].rstrip('.')}); delete that folder to start over.")
     return None
 
 

@@ -1,0 +1,498 @@
+"""The training loop: `train(cfg)` (what `vidgan train` calls) and the `Trainer` behind it.
+
+One step, on every rank, with a per-rank micro-batch of batch / (world_size * accum) clips:
+
+    D update:  accum rounds of  real ~ data, fake = G(z, motion) (no grad), both augmented,
+               loss = sum over {frame D, clip D} of weight * (d_loss + WGAN-GP | lazy R1 every k steps);
+               gradients averaged over ranks, one Adam step for Df and Dc.
+    G update:  accum rounds of  fake = G(z, motion), augmented, loss = sum of weight * g_loss(D(fake));
+               gradients averaged over ranks, one Adam step; then the EMA of G.
+
+Every step re-seeds torch/numpy/python from (seed, rank, step) and the data stream is a pure
+function of its position, so a resumed run repeats an uninterrupted one bit for bit. A NaN or
+Inf loss restores the last good state (the latest checkpoint, kept in memory), halves the
+learning rates and goes on; a second one stops the run, leaving the checkpoints as they were.
+"""
+import contextlib
+import copy
+import math
+import os
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+import numpy as np
+import torch
+
+from vidgan.errors import CheckpointError, InputError, VidganError
+from vidgan.models import ClipDiscriminator, FrameDiscriminator, TemporalGenerator
+from vidgan.training import distributed as D
+from vidgan.training.augment import VideoAugment, adjust_p
+from vidgan.training.config import RUN_CONFIG_NAME, TrainConfig
+from vidgan.training.ema import ema_beta, make_ema, update_ema
+from vidgan.training.losses import d_loss, g_loss, gradient_penalty, r1_penalty
+from vidgan.training.reporting import Reporter, truncate_stats
+from vidgan.training.state import (clean_temp, find_resumable, list_checkpoints, rng_state, save_checkpoint,
+                                   set_rng_state)
+
+ADA_INTERVAL = 4  # steps between adaptive-augmentation updates
+
+
+class TrainingDiverged(VidganError):
+    """The losses became NaN/Inf again after the learning rate was lowered once."""
+
+
+def _step_seed(seed: int, rank: int, step: int) -> int:
+    """A well-mixed 63-bit seed for one (run seed, rank, step)."""
+    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, rank, step]).generate_state(2, np.uint64)[0] >> 1)
+
+
+def _cpu_clone(obj):
+    """Deep copy of a (nested) state dict with every tensor cloned to the CPU."""
+    if torch.is_tensor(obj):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _cpu_clone(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu_clone(v) for v in obj)
+    return copy.deepcopy(obj)
+
+
+class Trainer:
+    """Builds everything for one run from a TrainConfig; `run()` trains and returns a summary dict.
+
+    hooks: optional {"after_step": fn(trainer)} called on every rank after each completed step.
+    """
+
+    def __init__(self, cfg: TrainConfig, log: Callable[[str], None] = print,
+                 hooks: Optional[Dict[str, Callable[["Trainer"], None]]] = None):
+        cfg.validate()
+        self.cfg, self.log, self.hooks = cfg, log, dict(hooks or {})
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.micro = cfg.check_world(world)          # before joining the group: a clear error on every rank
+        if cfg.data is None:
+            raise InputError("no training data given; pass --data PATH (frame folders, video files or a .vidpack).")
+        self._owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())
+        self.dist = D.setup(cfg.device)
+        self.device = self.dist.device
+        self.main = self.dist.is_main
+        self.run_dir = Path(cfg.run_dir)
+        self._stop_signal = 0
+        self._fired: List[int] = []
+        self.nan_events = 0
+        self.lr_scale = 1.0
+        self.step = 0
+        self.resumed_from: Optional[str] = None
+        self._last_saved: Optional[int] = None
+        self._notes = set()
+        if cfg.amp and self.device.type != "cuda":
+            self._note("amp (bf16 autocast) works on CUDA only; training in float32 on the CPU.")
+        if cfg.channels_last and self.device.type != "cuda":
+            self._note("channels_last helps on CUDA only; ignored on the CPU.")
+
+        from vidgan.data import VideoDataset
+
+        mc = cfg.model
+        self.dataset = VideoDataset(cfg.data, frames=mc.frames, resolution=mc.resolution, stride=cfg.stride,
+                                    keep_aspect=cfg.keep_aspect, hflip=cfg.hflip, mode="train", seed=cfg.seed)
+        self._build_models()
+        self.augment = VideoAugment(cfg.augment_p, cfg.augment)
+        self._resume()
+        self.snapshot = self._snapshot()
+
+    # ------------------------------------------------------------------ construction
+    def _build_models(self) -> None:
+        cfg, mc, dev = self.cfg, self.cfg.model, self.device
+        torch.manual_seed(cfg.seed)                   # identical initial weights on every rank
+        self.G = TemporalGenerator(mc).to(dev).train()
+        self.Df = FrameDiscriminator(mc).to(dev).train()
+        self.Dc = ClipDiscriminator(mc).to(dev).train()
+        if cfg.channels_last and dev.type == "cuda":
+            for m in (self.G, self.Df, self.Dc):
+                m.to(memory_format=torch.channels_last)
+        self.G_ema = make_ema(self.G)
+        for m in (self.G, self.Df, self.Dc, self.G_ema):
+            D.broadcast_module(m, self.dist)
+        # (name, module, loss weight) of the discriminators that train
+        self.discs = [(n, m, w) for n, m, w in (("f", self.Df, cfg.frame_weight), ("c", self.Dc, cfg.clip_weight))
+                      if w > 0]
+        self.r1_on = cfg.loss != "wgan-gp" and cfg.r1_gamma > 0
+        # Lazy regularisation: fold the R1 steps into D's Adam settings (StyleGAN2's mb_ratio).
+        ratio = cfg.r1_every / (cfg.r1_every + 1) if self.r1_on else 1.0
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), eps=1e-8)
+        d_lr = cfg.lr if cfg.d_lr is None else cfg.d_lr
+        d_params = [p for _, m, _ in self.discs for p in m.parameters()]
+        self.opt_D = torch.optim.Adam(d_params, lr=d_lr * ratio, betas=tuple(b ** ratio for b in cfg.betas), eps=1e-8)
+        self.base_lr = {"G": cfg.lr, "D": d_lr * ratio}
+        self.d_params = d_params
+        n = cfg.sample_num
+        gen = torch.Generator().manual_seed(cfg.seed + 12345)   # fixed sample seeds, independent of training
+        self.sample_z = self.G.sample_content(n, generator=gen, device="cpu")
+        self.sample_m = self.G.sample_motion(n, generator=gen, device="cpu")
+
+    def _set_lr(self) -> None:
+        for opt, key in ((self.opt_G, "G"), (self.opt_D, "D")):
+            for g in opt.param_groups:
+                g["lr"] = self.base_lr[key] * self.lr_scale
+
+    # ------------------------------------------------------------------ resume
+    def _resume(self) -> None:
+        cfg = self.cfg
+        if self.main:
+            clean_temp(self.run_dir)
+        D.barrier(self.dist)
+        modules = {"G": self.G, "Df": self.Df, "Dc": self.Dc}
+        found = find_resumable(self.run_dir, cfg.model.to_dict(), self.G_ema, modules, log=self._warn) \
+            if list_checkpoints(self.run_dir) else None
+        steps = D.gather_objects(-1 if found is None else int(found[1]["step"]), self.dist)
+        if len(set(steps)) > 1:
+            raise InputError(f"the ranks found different checkpoints in {self.run_dir} (steps {steps}); "
+                             "put the run directory on a filesystem every node shares.")
+        if found is not None:
+            path, st = found
+            try:
+                self.opt_G.load_state_dict(st["opt_G"])
+                self.opt_D.load_state_dict(st["opt_D"])
+            except (KeyError, RuntimeError, ValueError) as exc:
+                raise CheckpointError(f"checkpoint file {path / 'state.pt'} does not match this run's optimisers "
+                                      f"({type(exc).__name__}: {str(exc).splitlines()[0]}); resume with the "
+                                      "settings it was made with, or use a new --out.") from None
+            self.step = int(st["step"])
+            self.lr_scale = float(st.get("lr_scale", 1.0))
+            self.nan_events = int(st.get("nan_events", 0))
+            self._fired = list(st.get("debug_nan_fired", []))
+            self.augment.p = float(st.get("augment_p", cfg.augment_p))
+            rngs = st.get("rng", [])
+            if self.dist.rank < len(rngs):
+                set_rng_state(rngs[self.dist.rank])
+            self.resumed_from = str(path)
+            self._last_saved = self.step
+            self._set_lr()
+            if self.main:
+                truncate_stats(self.run_dir, self.step)
+        if self.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            cfg.to_json(str(self.run_dir / RUN_CONFIG_NAME))
+        D.barrier(self.dist)
+
+    # ------------------------------------------------------------------ state in memory / on disk
+    def _snapshot(self) -> Dict[str, Any]:
+        """The last good state (restored on NaN/Inf)."""
+        return {"step": self.step, "G": _cpu_clone(self.G.state_dict()), "Df": _cpu_clone(self.Df.state_dict()),
+                "Dc": _cpu_clone(self.Dc.state_dict()), "G_ema": _cpu_clone(self.G_ema.state_dict()),
+                "opt_G": _cpu_clone(self.opt_G.state_dict()), "opt_D": _cpu_clone(self.opt_D.state_dict()),
+                "augment_p": self.augment.p}
+
+    def _restore(self, snap: Dict[str, Any]) -> None:
+        for name in ("G", "Df", "Dc", "G_ema"):
+            getattr(self, name).load_state_dict(snap[name])
+        self.opt_G.load_state_dict(snap["opt_G"])
+        self.opt_D.load_state_dict(snap["opt_D"])
+        self.augment.p = snap["augment_p"]
+        self.step = snap["step"]
+
+    def _save(self) -> Optional[Path]:
+        rngs = D.gather_objects(rng_state(), self.dist)
+        path = None
+        if self.main:
+            cfg = self.cfg
+            state = {"step": self.step, "clips_seen": self.step * cfg.batch,
+                     "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(), "rng": rngs,
+                     "data_position": self.step * cfg.accum * self.micro, "world_size": self.dist.world_size,
+                     "lr_scale": self.lr_scale, "augment_p": self.augment.p, "nan_events": self.nan_events,
+                     "debug_nan_fired": list(self._fired)}
+            meta = {"training": {"steps": self.step, "kimg": self.step * cfg.batch / 1000.0, "data": cfg.data,
+                                 "batch": cfg.batch, "loss": cfg.loss, "seed": cfg.seed}}
+            path = save_checkpoint(self.run_dir, self.step, self.G_ema, {"G": self.G, "Df": self.Df, "Dc": self.Dc},
+                                   state, cfg.to_dict(), meta=meta, keep=cfg.keep)
+        D.barrier(self.dist)
+        self._last_saved = self.step
+        self.snapshot = self._snapshot()
+        return path
+
+    # ------------------------------------------------------------------ one step
+    def _reseed(self) -> None:
+        s = _step_seed(self.cfg.seed, self.dist.rank, self.step)
+        torch.manual_seed(s)
+        np.random.seed(s % 2**32)
+        random.seed(s)
+
+    def _autocast(self):
+        if self.cfg.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _fake(self, n: int) -> torch.Tensor:
+        z = self.G.sample_content(n, device=self.device)           # [n, Z]
+        m = self.G.sample_motion(n, device=self.device)            # [n, K, E]
+        with self._autocast():
+            return self.G(z, m).float()                            # [n, 3, T, H, W]
+
+    def _finite(self, value: torch.Tensor) -> bool:
+        return bool(torch.isfinite(D.all_reduce_mean(value.detach().float(), self.dist)).all())
+
+    def _train_step(self, loader) -> Optional[Dict[str, float]]:
+        """One D and one G update; None if a loss was NaN/Inf (nothing was applied)."""
+        cfg, accum = self.cfg, self.cfg.accum
+        # Real clips first: the data loader draws from the global RNG when it (re)starts its iterator,
+        # so fetch before re-seeding, or a resumed run would see different noise from an uninterrupted one.
+        reals = [next(loader) for _ in range(accum)]                          # accum x [n, 3, T, H, W]
+        self._reseed()
+        inject = (self.step + 1) in cfg.debug_nan_steps and (self.step + 1) not in self._fired
+        do_r1 = self.r1_on and self.step % cfg.r1_every == 0
+        logs: Dict[str, torch.Tensor] = {}
+
+        def acc(key, v):
+            logs[key] = logs.get(key, 0) + v.detach().float() / accum
+
+        # ---- discriminators
+        self.G.requires_grad_(False)
+        for _, m, _ in self.discs:
+            m.requires_grad_(True)
+        self.opt_D.zero_grad(set_to_none=True)
+        d_total = 0
+        for real in reals:
+            real = real.to(self.device, non_blocking=True)                    # [n, 3, T, H, W]
+            with torch.no_grad():
+                fake = self._fake(real.shape[0])
+            real_a = self.augment(real).detach().requires_grad_(do_r1)
+            fake_a = self.augment(fake)
+            loss = 0
+            for name, disc, w in self.discs:
+                with self._autocast():
+                    lr_, lf_ = disc(real_a), disc(fake_a)                       # [n, 1] each
+                term = d_loss(cfg.loss, lr_, lf_)
+                acc(f"loss_D{name}", term)
+                acc("real_sign", lr_.detach().float().sign().mean() / len(self.discs))
+                term = w * term
+                if cfg.loss == "wgan-gp":
+                    def critic(v, disc=disc):
+                        with self._autocast():
+                            return disc(v)
+                    gp = gradient_penalty(critic, real_a, fake_a)
+                    acc(f"gp_{name}", gp)
+                    term = term + cfg.gp_weight * w * gp
+                if do_r1:
+                    r1 = r1_penalty(lr_, real_a)
+                    acc(f"r1_{name}", r1)
+                    term = term + w * r1 * (cfg.r1_gamma / 2 * cfg.r1_every)
+                loss = loss + term
+            if inject:
+                loss = loss * float("nan")
+            (loss / accum).backward()
+            d_total = d_total + loss.detach() / accum
+        if not self._finite(d_total):
+            return None
+        D.all_reduce_grads(self.d_params, self.dist)
+        self.opt_D.step()
+
+        # ---- generator
+        for _, m, _ in self.discs:
+            m.requires_grad_(False)
+        self.G.requires_grad_(True)
+        self.opt_G.zero_grad(set_to_none=True)
+        g_total = 0
+        for _ in range(accum):
+            fake_a = self.augment(self._fake(self.micro))
+            loss = 0
+            for name, disc, w in self.discs:
+                with self._autocast():
+                    lf_ = disc(fake_a)
+                term = g_loss(cfg.loss, lf_)
+                acc(f"loss_G{name}", term)
+                loss = loss + w * term
+            (loss / accum).backward()
+            g_total = g_total + loss.detach() / accum
+        if not self._finite(g_total):
+            return None
+        D.all_reduce_grads(self.G.parameters(), self.dist)
+        self.opt_G.step()
+        self.G.requires_grad_(False)
+        beta = ema_beta(cfg.batch, cfg.ema_kimg, self.step * cfg.batch, cfg.ema_rampup)
+        update_ema(self.G_ema, self.G, beta)
+
+        logs["loss_D"], logs["loss_G"] = d_total, g_total
+        keys = sorted(logs)
+        vals = D.all_reduce_mean(torch.stack([logs[k].reshape(()) for k in keys]), self.dist).tolist()
+        return dict(zip(keys, vals))
+
+    # ------------------------------------------------------------------ NaN recovery
+    def _recover(self, reporter: Reporter) -> None:
+        bad_step = self.step + 1
+        if (bad_step in self.cfg.debug_nan_steps) and bad_step not in self._fired:
+            self._fired.append(bad_step)
+        self.nan_events += 1
+        last = self._last_saved
+        where = (f"the last good checkpoint {self.run_dir / 'checkpoints' / f'step-{last:08d}'} is intact"
+                 if last is not None else "no checkpoint had been written yet")
+        if self.nan_events > 1:
+            reporter.event(bad_step, event="diverged", message="NaN/Inf loss after lowering the learning rate")
+            raise TrainingDiverged(f"a loss became NaN/Inf at step {bad_step} again after the learning rate was "
+                                   f"lowered once; the run stops here and {where} (try a lower --lr, a larger "
+                                   "r1_gamma, or --set amp=false).")
+        self._restore(self.snapshot)
+        self.lr_scale *= 0.5
+        self._set_lr()
+        reporter.event(bad_step, event="nan", restored_step=self.step, lr_scale=self.lr_scale)
+        reporter.write(f"warning: NaN/Inf loss at step {bad_step}; restored the state of step {self.step} and "
+                       f"halved the learning rates (G {self.opt_G.param_groups[0]['lr']:.3g}, "
+                       f"D {self.opt_D.param_groups[0]['lr']:.3g}). A second occurrence stops the run.")
+
+    # ------------------------------------------------------------------ samples
+    @torch.no_grad()
+    def render_samples(self) -> np.ndarray:
+        """The fixed-seed sample clips of G_ema as uint8 [N, T, H, W, 3] (the training RNG is untouched)."""
+        from vidgan.export import to_uint8
+
+        out = []
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            for i in range(0, self.sample_z.shape[0], 8):
+                z = self.sample_z[i:i + 8].to(self.device)
+                m = self.sample_m[i:i + 8].to(self.device)
+                with self._autocast():
+                    out.append(self.G_ema(z, m).float().cpu())
+        return to_uint8(torch.cat(out).nan_to_num_(0.0).clamp_(-1, 1))
+
+    def _write_samples(self, reporter: Reporter) -> Dict[str, str]:
+        if not self.main:
+            return {}
+        return reporter.samples(self.step, self.render_samples(), self.cfg.sample_fps)
+
+    # ------------------------------------------------------------------ signals
+    def _on_signal(self, signum, frame):
+        if self._stop_signal:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt
+        self._stop_signal = signum
+        if self.main:
+            self.log(f"\n{signal.Signals(signum).name}: saving a checkpoint at the end of this step, then stopping "
+                     "(Ctrl-C again to abort without saving).")
+
+    @contextlib.contextmanager
+    def _signals(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+    # ------------------------------------------------------------------ run
+    def _loader(self):
+        from vidgan.data import build_loader
+
+        cfg = self.cfg
+        return build_loader(self.dataset, self.micro, workers=cfg.workers, rank=self.dist.rank,
+                            world_size=self.dist.world_size, seed=cfg.seed,
+                            start=self.step * cfg.accum * self.micro)
+
+    def _note(self, msg: str) -> None:
+        if msg not in self._notes and getattr(self, "main", True):
+            self._notes.add(msg)
+            self.log(f"note: {msg}")
+
+    def _warn(self, msg: str) -> None:
+        if self.dist.is_main:
+            self.log(msg)
+
+    def run(self) -> Dict[str, Any]:
+        """Train from the current step up to cfg.steps (or a signal / the time limit); return a summary."""
+        cfg = self.cfg
+        start_step = self.step
+        rep = Reporter(self.run_dir, cfg.steps, self.step, cfg.batch, self.device, enabled=self.main,
+                       progress=cfg.progress, tensorboard=cfg.tensorboard, log=self.log)
+        if self.main:
+            n_par = {k: sum(p.numel() for p in m.parameters()) for k, m in
+                     (("G", self.G), ("Df", self.Df), ("Dc", self.Dc))}
+            rep.write(f"vidgan train: {self.dataset.summary()}")
+            rep.write(f"model {cfg.model.resolution}x{cfg.model.resolution}x{cfg.model.frames} "
+                      f"({cfg.model.motion} motion), parameters G {n_par['G']:,} Df {n_par['Df']:,} "
+                      f"Dc {n_par['Dc']:,}; batch {cfg.batch} = {self.dist.world_size} rank(s) x {cfg.accum} "
+                      f"x {self.micro} on {self.device}; "
+                      + (f"resumed from {self.resumed_from}" if self.resumed_from else "new run")
+                      + f"; writing to {self.run_dir}")
+        t0 = time.perf_counter()
+        stopped = "completed"
+        samples: Dict[str, str] = {}
+        last: Dict[str, Any] = {}
+        ada_sum, ada_n = 0.0, 0
+        loader = self._loader()
+        try:
+            with self._signals():
+                while self.step < cfg.steps:
+                    values = self._train_step(loader)
+                    if values is None:
+                        self._recover(rep)
+                        loader = self._loader()
+                        continue
+                    self.step += 1
+                    if cfg.augment_target is not None:
+                        ada_sum, ada_n = ada_sum + values["real_sign"], ada_n + 1
+                        if ada_n == ADA_INTERVAL:
+                            self.augment.p = adjust_p(self.augment.p, ada_sum / ada_n, cfg.augment_target,
+                                                      cfg.batch, ADA_INTERVAL, cfg.augment_speed_kimg)
+                            ada_sum, ada_n = 0.0, 0
+                    rep.add(values)
+                    rep.step_done(self.step, values)
+                    if "after_step" in self.hooks:
+                        self.hooks["after_step"](self)
+                    time_up = cfg.minutes is not None and time.perf_counter() - t0 > cfg.minutes * 60
+                    flags = D.all_reduce_mean(torch.tensor([float(bool(self._stop_signal)), float(time_up)]),
+                                              self.dist)
+                    stop = bool(flags[0] > 0) or bool(flags[1] > 0)
+                    if stop:
+                        stopped = "signal" if flags[0] > 0 else "time limit"
+                    if cfg.log_every and (self.step % cfg.log_every == 0 or self.step == cfg.steps or stop):
+                        last = rep.flush(self.step, {"lr_G": self.opt_G.param_groups[0]["lr"],
+                                                     "lr_D": self.opt_D.param_groups[0]["lr"],
+                                                     "augment_p": self.augment.p})
+                    if cfg.sample_every and self.step % cfg.sample_every == 0:
+                        samples = self._write_samples(rep)
+                    if (cfg.ckpt_every and self.step % cfg.ckpt_every == 0) or stop:
+                        self._save()
+                    if stop:
+                        break
+                if self._last_saved != self.step:
+                    self._save()
+                if cfg.sample_every and self.step > start_step and self.step % cfg.sample_every:
+                    samples = self._write_samples(rep)
+        finally:
+            rep.close()
+        seconds = time.perf_counter() - t0
+        done = self.step - start_step
+        ckpts = list_checkpoints(self.run_dir)
+        summary = {"run_dir": str(self.run_dir), "step": self.step, "start_step": start_step, "steps_run": done,
+                   "resumed_from": self.resumed_from, "stopped": stopped, "seconds": seconds,
+                   "sec_per_step": seconds / done if done else None,
+                   "kimg": self.step * cfg.batch / 1000.0, "nan_events": self.nan_events,
+                   "checkpoint": str(ckpts[-1][1]) if ckpts else None, "samples": samples,
+                   "last_stats": last}
+        if self.main:
+            self.log(f"vidgan train: {stopped} at step {self.step} ({done} steps in {seconds:.1f} s); "
+                     f"checkpoint {summary['checkpoint']}")
+        return summary
+
+    def close(self) -> None:
+        """Leave the process group if this trainer joined it."""
+        if self._owns_group:
+            D.teardown()
+
+
+def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> Dict[str, Any]:
+    """Train (or resume) the run described by `cfg`; returns a summary dict (see Trainer.run)."""
+    trainer = None
+    try:
+        trainer = Trainer(cfg, log=log)
+        return trainer.run()
+    finally:
+        if trainer is not None:
+            trainer.close()
+        elif int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            D.teardown()
