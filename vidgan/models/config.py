@@ -37,18 +37,19 @@ class ModelConfig:
     time_period_min: float = 2.0         # 'continuous': shortest period, in frames
     time_period_max: float = 64.0        # 'continuous': longest period, in frames
     # Synthesis network.
-    channel_base: int = 1024
-    channel_max: int = 64
-    conv_clamp: Optional[float] = 256.0  # clamp of conv outputs (None = off)
+    channel_base: int = 512
+    channel_max: int = 128
+    conv_clamp: Optional[float] = None   # clamp of conv outputs, e.g. 256 for float16 (None = off)
     # Frame discriminator (2D, k frames of each clip).
     frame_d_frames: int = 2
-    d_channel_base: int = 1024
-    d_channel_max: int = 64
+    d_channel_base: int = 512
+    d_channel_max: int = 128
     mbstd_group: int = 4
     # Clip discriminator ((2+1)D over the whole clip, with frame differences as extra input).
-    clip_channel_base: int = 512
+    clip_channel_base: int = 256
     clip_channel_max: int = 64
     clip_diff: bool = True
+    clip_input_div: int = 2              # the clip D sees clips FIR-downsampled by 1, 2 or 4
 
     def __post_init__(self):
         self.validate()
@@ -118,6 +119,8 @@ class ModelConfig:
                      "d_channel_max", "mbstd_group", "clip_channel_base", "clip_channel_max"):
             if getattr(self, name) < 1:
                 raise InputError(f"model config {name} must be at least 1, got {getattr(self, name)}.")
+        if self.clip_input_div not in (1, 2, 4):
+            raise InputError(f"model config clip_input_div must be 1, 2 or 4, got {self.clip_input_div}.")
         if self.frame_d_frames > self.frames:
             raise InputError(f"model config frame_d_frames ({self.frame_d_frames}) must not exceed frames "
                              f"({self.frames}).")

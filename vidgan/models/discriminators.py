@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from vidgan.errors import InputError
 from vidgan.models.config import ModelConfig
-from vidgan.nn import DownBlock2d, DownBlock3d, EqualConv2d, EqualConv3d, EqualLinear, MinibatchStd
+from vidgan.nn import DownBlock2d, DownBlock3d, EqualConv2d, EqualConv3d, EqualLinear, MinibatchStd, VideoDownsample
 
 
 def _check_video(x: torch.Tensor, cfg: ModelConfig, who: str) -> None:
@@ -64,8 +64,9 @@ class FrameDiscriminator(nn.Module):
 class ClipDiscriminator(nn.Module):
     """(2+1)D residual discriminator on whole clips [N, 3, T, H, W] -> [N, 1].
 
-    Input: the frames, plus (clip_diff) the frame differences x_t - x_{t-1} (zero for t = 0), so
-    motion is visible from the first layer. Each block halves H and W by FIR filtering and halves T
+    Input: the frames, FIR-downsampled by cfg.clip_input_div (the frame discriminator judges the
+    fine detail; this one judges motion), plus (clip_diff) the frame differences x_t - x_{t-1} (zero
+    for t = 0), so motion is visible from the first layer. Each block halves H and W by FIR filtering and halves T
     (averaging frame pairs) while T >= 4. At 4x4: minibatch std, a spatial conv, a linear layer per
     remaining time step, mean over time, then the logit; so clips of any length are accepted.
     """
@@ -73,9 +74,10 @@ class ClipDiscriminator(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        r = cfg.resolution
+        r = cfg.resolution // cfg.clip_input_div
         clamp = cfg.conv_clamp
         cin = 6 if cfg.clip_diff else 3
+        self.input_down = nn.ModuleList([VideoDownsample() for _ in range(int(math.log2(cfg.clip_input_div)))])
         self.from_rgb = EqualConv3d(cin, cfg.clip_width(r), 1, act="lrelu", clamp=clamp)
         self.blocks = nn.ModuleList([DownBlock3d(cfg.clip_width(2 ** k), cfg.clip_width(2 ** (k - 1)), clamp=clamp)
                                      for k in range(int(math.log2(r)), 2, -1)])
@@ -88,6 +90,8 @@ class ClipDiscriminator(nn.Module):
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         _check_video(video, self.cfg, "ClipDiscriminator")
         x = video
+        for down in self.input_down:
+            x = down(x)                                                   # [N, 3, T, H/2, W/2]
         if self.cfg.clip_diff:
             diff = torch.cat([torch.zeros_like(x[:, :, :1]), x[:, :, 1:] - x[:, :, :-1]], dim=2)
             x = torch.cat([x, diff], dim=1)                               # [N, 6, T, H, W]
