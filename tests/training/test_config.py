@@ -1,0 +1,94 @@
+"""TrainConfig: sources and their precedence, aliases, unknown keys, types and value checks."""
+import json
+
+import pytest
+
+from vidgan.errors import InputError
+from vidgan.training import TrainConfig
+from vidgan.training.config import RUN_CONFIG_NAME, config_diff
+
+
+def test_sources_in_order_of_precedence(tmp_path):
+    cfg_file = tmp_path / "cfg.json"
+    cfg_file.write_text(json.dumps({"batch": 16, "lr": 0.001, "loss": "hinge", "model": {"motion": "gru"},
+                                    "resolution": 128}))
+    cfg = TrainConfig.from_sources(tmp_path / "run", config_file=str(cfg_file), overrides={"batch": 4, "frames": 8},
+                                   assignments=["lr=0.0005", "model.channel_max=32", "augment=flip,color",
+                                                "betas=[0.5, 0.9]", "amp=true"])
+    assert cfg.batch == 4                                  # flag beats file
+    assert cfg.lr == 0.0005                                # --set beats file
+    assert cfg.loss == "hinge"                             # file beats default
+    assert cfg.model.motion == "gru" and cfg.model.channel_max == 32
+    assert cfg.model.resolution == 128 and cfg.model.frames == 8   # aliases for model.*
+    assert cfg.augment == ("flip", "color") and cfg.betas == (0.5, 0.9) and cfg.amp is True
+    assert cfg.run_dir == str(tmp_path / "run")
+    assert cfg.steps == TrainConfig().steps                # untouched default
+
+
+def test_saved_run_config_is_the_base_for_a_resume(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    first = TrainConfig.from_sources(run, overrides={"batch": 6, "data": "clips/", "resolution": 32})
+    first.to_json(str(run / RUN_CONFIG_NAME))
+    again = TrainConfig.from_sources(run, overrides={"steps": 50})
+    assert again.batch == 6 and again.data == "clips/" and again.model.resolution == 32 and again.steps == 50
+    assert TrainConfig.from_dict(again.to_dict()) == again
+
+
+@pytest.mark.parametrize("where", ["file", "flag", "set"])
+def test_unknown_keys_are_named(tmp_path, where):
+    kwargs = {}
+    if where == "file":
+        f = tmp_path / "c.json"
+        f.write_text(json.dumps({"batch": 2, "bacth_size": 3, "model": {"widht": 3}}))
+        kwargs["config_file"] = str(f)
+    elif where == "flag":
+        kwargs["overrides"] = {"bacth_size": 3}
+    else:
+        kwargs["assignments"] = ["model.widht=3"]
+    with pytest.raises(InputError, match="widht|bacth_size") as err:
+        TrainConfig.from_sources(tmp_path / "run", **kwargs)
+    if where == "file":
+        assert "bacth_size" in str(err.value) and "model.widht" in str(err.value) and "c.json" in str(err.value)
+
+
+@pytest.mark.parametrize("assignment, words", [
+    ("model.resolution=48", "power of two"),
+    ("frames=1", "at least 2"),
+    ("batch=two", "batch"),
+    ("loss=softmax", "loss"),
+    ("augment_p=1.5", "augment_p"),
+    ("augment=rotate", "rotate"),
+    ("betas=[0.5]", "betas"),
+    ("steps=1.5", "steps"),
+    ("nonsense", "KEY=VALUE"),
+])
+def test_bad_values_raise_one_clear_error(tmp_path, assignment, words):
+    with pytest.raises(InputError, match=words):
+        TrainConfig.from_sources(tmp_path / "run", assignments=[assignment])
+
+
+def test_bad_config_files(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        TrainConfig.from_sources(tmp_path, config_file=str(tmp_path / "missing.json"))
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(InputError, match="not valid JSON"):
+        TrainConfig.from_sources(tmp_path, config_file=str(bad))
+    bad.write_text("[1, 2]")
+    with pytest.raises(InputError, match="JSON object"):
+        TrainConfig.from_sources(tmp_path, config_file=str(bad))
+
+
+def test_batch_must_split_over_ranks_and_accumulation():
+    cfg = TrainConfig(batch=12, accum=2)
+    assert cfg.check_world(3) == 2
+    with pytest.raises(InputError, match="not divisible by world size 5"):
+        cfg.check_world(5)
+
+
+def test_config_diff_names_dotted_keys():
+    a = TrainConfig().to_dict()
+    b = TrainConfig(batch=3).to_dict()
+    b["model"]["channel_max"] = 8
+    assert config_diff(a, b) == ["batch", "model.channel_max"]

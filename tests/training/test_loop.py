@@ -1,0 +1,128 @@
+"""The training loop on a tiny CPU model: exact resume, outputs, NaN recovery, signals, corrupt checkpoints."""
+import json
+import os
+import signal
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from vidgan.errors import CheckpointError
+from vidgan.training import train
+from vidgan.training.loop import Trainer, TrainingDiverged
+from vidgan.training.state import list_checkpoints
+
+quiet = lambda msg: None  # noqa: E731
+
+
+def _files(ckpt):
+    return {f: load_file(str(ckpt / f"{f}.safetensors")) for f in ("G", "Df", "Dc", "generator")}
+
+
+def _state(ckpt):
+    return torch.load(str(ckpt / "state.pt"), weights_only=True)
+
+
+def _flat(obj, prefix=""):
+    """{path: tensor-or-number} of a nested optimizer state dict."""
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            out.update(_flat(v, f"{prefix}.{k}"))
+        return out
+    if isinstance(obj, (list, tuple)):
+        return _flat(dict(enumerate(obj)), prefix)
+    return {prefix: obj}
+
+
+def test_resume_is_bit_exact_and_outputs_are_written(tmp_path, make_cfg):
+    # One run of 4 steps (sampling and checkpointing along the way) against 2 steps + resume + 2 steps.
+    # R1 runs on steps 0 and 2, augmentation is on, so every part of the step is covered.
+    a = tmp_path / "a"
+    res = train(make_cfg(a, steps=4, augment_p=0.5, sample_every=2, ckpt_every=1, keep=2), log=quiet)
+    assert res["step"] == 4 and res["stopped"] == "completed" and res["resumed_from"] is None
+    b = tmp_path / "b"
+    train(make_cfg(b, steps=2, augment_p=0.5), log=quiet)
+    from vidgan.training import TrainConfig
+
+    cfg_b = TrainConfig.from_sources(str(b), overrides={"steps": 4})        # the rest comes from b/train_config.json
+    assert cfg_b.augment_p == 0.5 and cfg_b.model.channel_max == 16
+    res_b = train(cfg_b, log=quiet)
+    assert res_b["start_step"] == 2 and res_b["resumed_from"].endswith("step-00000002")
+
+    ca, cb = a / "checkpoints" / "step-00000004", b / "checkpoints" / "step-00000004"
+    fa, fb = _files(ca), _files(cb)
+    for name in fa:
+        assert fa[name].keys() == fb[name].keys()
+        for k in fa[name]:
+            assert torch.equal(fa[name][k], fb[name][k]), f"{name}.{k} differs after resume"
+    sa, sb = _flat(_state(ca)["opt_G"]), _flat(_state(cb)["opt_D"])
+    sa_d = _flat(_state(ca)["opt_D"])
+    for k, v in _flat(_state(cb)["opt_G"]).items():
+        assert torch.equal(sa[k], v) if torch.is_tensor(v) else sa[k] == v
+    for k, v in sb.items():
+        assert torch.equal(sa_d[k], v) if torch.is_tensor(v) else sa_d[k] == v
+
+    # outputs of run a
+    assert [s for s, _ in list_checkpoints(a)] == [3, 4]                    # keep=2
+    stats = [json.loads(line) for line in (a / "stats.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in stats] == [1, 2, 3, 4]
+    assert all(s["loss_D"] == s["loss_D"] and s["kimg_per_s"] > 0 for s in stats)   # finite
+    assert "r1_f" in stats[0] and "r1_c" in stats[2] and "r1_f" not in stats[1]
+    for step in (2, 4):
+        assert (a / "samples" / f"step-{step:08d}.mp4").stat().st_size > 0
+        assert (a / "samples" / f"step-{step:08d}.png").stat().st_size > 0
+    assert res["samples"]["video"].endswith("step-00000004.mp4")
+    cfg_json = json.loads((ca / "config.json").read_text())
+    assert cfg_json["meta"]["training"]["steps"] == 4
+    import vidgan
+
+    G = vidgan.load(str(a))                                                  # the EMA generator of the newest step
+    assert all(torch.equal(v, fa["generator"][k]) for k, v in G.state_dict().items())
+
+
+def test_nan_restores_lowers_lr_then_stops(tmp_path, make_cfg):
+    run = tmp_path / "run"
+    cfg = make_cfg(run, steps=6, ckpt_every=1, debug_nan_steps=[2, 4])
+    with pytest.raises(TrainingDiverged, match="step 4 again") as err:
+        train(cfg, log=quiet)
+    assert "step-00000003 is intact" in str(err.value)
+    lines = [json.loads(s) for s in (run / "stats.jsonl").read_text().splitlines()]
+    events = [s for s in lines if "event" in s]
+    assert events[0] == {"step": 2, "event": "nan", "restored_step": 1, "lr_scale": 0.5}
+    assert events[1]["event"] == "diverged" and events[1]["step"] == 4
+    steps = [s for s in lines if "loss_D" in s]
+    assert [s["step"] for s in steps] == [1, 2, 3]
+    assert steps[0]["lr_G"] == pytest.approx(0.0025) and steps[1]["lr_G"] == pytest.approx(0.00125)
+    assert [s for s, _ in list_checkpoints(run)][-1] == 3                  # nothing written past the last good one
+    assert _state(run / "checkpoints" / "step-00000003")["lr_scale"] == 0.5
+
+
+def test_sigterm_saves_a_checkpoint_and_stops(tmp_path, make_cfg):
+    def send_sigterm(trainer):
+        if trainer.step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    before = signal.getsignal(signal.SIGTERM)
+    trainer = Trainer(make_cfg(tmp_path / "run", steps=1000), log=quiet, hooks={"after_step": send_sigterm})
+    res = trainer.run()
+    trainer.close()
+    assert res["stopped"] == "signal" and res["step"] == 2
+    assert [s for s, _ in list_checkpoints(tmp_path / "run")] == [2]
+    assert signal.getsignal(signal.SIGTERM) == before                       # handler restored
+
+
+def test_corrupt_newest_checkpoint_falls_back(tmp_path, make_cfg):
+    run = tmp_path / "run"
+    train(make_cfg(run, steps=2, ckpt_every=1), log=quiet)
+    bad = run / "checkpoints" / "step-00000002" / "G.safetensors"
+    bad.write_bytes(b"\0" * 64)
+    messages = []
+    res = train(make_cfg(run, steps=3), log=messages.append)
+    assert res["start_step"] == 1 and res["step"] == 3
+    assert any("G.safetensors" in m and "step-00000002" in m for m in messages)
+    for ck in ("step-00000001", "step-00000002"):
+        (run / "checkpoints" / ck / "state.pt").write_bytes(b"x")
+    (run / "checkpoints" / "step-00000003" / "train.json").write_text("{")
+    with pytest.raises(CheckpointError, match="every one is corrupt"):
+        train(make_cfg(run, steps=4), log=quiet)

@@ -1,0 +1,101 @@
+"""Checkpoint state: atomic writes, keep-K, weights_only loading, RNG round trip, corrupt fallback."""
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from vidgan.errors import CheckpointError
+from vidgan.models import ClipDiscriminator, FrameDiscriminator, ModelConfig, TemporalGenerator
+from vidgan.training import state as S
+
+from .conftest import TINY_MODEL
+
+
+def _models(seed):
+    torch.manual_seed(seed)
+    cfg = ModelConfig(**TINY_MODEL)
+    return TemporalGenerator(cfg), {"G": TemporalGenerator(cfg), "Df": FrameDiscriminator(cfg),
+                                    "Dc": ClipDiscriminator(cfg)}
+
+
+def _save(run, step, seed=0, keep=3, model=None):
+    G_ema, mods = _models(seed)
+    train = {"model": (model or ModelConfig(**TINY_MODEL)).to_dict(), "batch": 2}
+    opt = torch.optim.Adam(mods["G"].parameters())
+    mods["G"](torch.randn(1, 16), mods["G"].sample_motion(1)).mean().backward()
+    opt.step()
+    st = {"step": step, "opt_G": opt.state_dict(), "rng": [S.rng_state()], "lr_scale": 0.5}
+    return S.save_checkpoint(run, step, G_ema, mods, st, train, meta={"training": {"steps": step}}, keep=keep), \
+        G_ema, mods
+
+
+def _same(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_save_load_round_trip_and_keep(tmp_path):
+    run = tmp_path / "run"
+    for step in (1, 2, 3, 4):
+        path, G_ema, mods = _save(run, step, seed=step, keep=2)
+    assert [s for s, _ in S.list_checkpoints(run)] == [3, 4]
+    assert sorted(p.name for p in path.iterdir()) == ["Dc.safetensors", "Df.safetensors", "G.safetensors",
+                                                      "config.json", "generator.safetensors", "state.pt",
+                                                      "train.json"]
+    G_ema2, mods2 = _models(99)
+    found, st = S.find_resumable(run, ModelConfig(**TINY_MODEL).to_dict(), G_ema2, mods2)
+    assert found == path and st["step"] == 4 and st["lr_scale"] == 0.5
+    assert _same(G_ema, G_ema2) and all(_same(mods[k], mods2[k]) for k in mods)
+    assert torch.load(path / "state.pt", weights_only=True)["opt_G"]["state"]   # no pickled code needed
+    import vidgan
+
+    assert _same(vidgan.load(str(run)), G_ema)                                   # a run dir is a loadable model
+
+
+def test_failed_save_leaves_nothing_behind(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    _save(run, 1)
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(S.torch, "save", boom)
+    with pytest.raises(OSError):
+        _save(run, 2)
+    assert [s for s, _ in S.list_checkpoints(run)] == [1]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00000001"]
+
+
+def test_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path):
+    run = tmp_path / "run"
+    _save(run, 1, seed=1)
+    _save(run, 2, seed=2)
+    bad = run / "checkpoints" / "step-00000002" / "Df.safetensors"
+    bad.write_bytes(bad.read_bytes()[:100])                                     # truncated
+    messages = []
+    G_ema, mods = _models(5)
+    found, st = S.find_resumable(run, ModelConfig(**TINY_MODEL).to_dict(), G_ema, mods, log=messages.append)
+    assert st["step"] == 1 and found.name == "step-00000001"
+    assert len(messages) == 1 and "Df.safetensors" in messages[0] and "previous" in messages[0]
+    (run / "checkpoints" / "step-00000001" / "state.pt").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="every one is corrupt"):
+        S.find_resumable(run, ModelConfig(**TINY_MODEL).to_dict(), G_ema, mods, log=messages.append)
+    assert "state.pt" in messages[-1]
+
+
+def test_incompatible_config_names_the_keys(tmp_path):
+    run = tmp_path / "run"
+    _save(run, 1)
+    other = ModelConfig(**dict(TINY_MODEL, channel_max=8, motion="gru")).to_dict()
+    G_ema, mods = _models(0)
+    with pytest.raises(CheckpointError, match=r"model\.channel_max \(checkpoint 16, now 8\), model\.motion"):
+        S.find_resumable(run, other, G_ema, mods)
+
+
+def test_rng_state_round_trip():
+    saved = S.rng_state()
+    a = (torch.rand(3), np.random.rand(3), random.random())
+    torch.manual_seed(1), np.random.seed(1), random.seed(1)
+    S.set_rng_state(saved)
+    b = (torch.rand(3), np.random.rand(3), random.random())
+    assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
