@@ -85,6 +85,10 @@ class VideoDataset(torch.utils.data.Dataset):
         if self.skipped:
             self._report(dict(self.skipped), at="indexing")
         self.clip_list = self._make_clip_list() if mode == "eval" else None
+        # Video files: keep whole resized videos in memory when all of them fit in the cache budget;
+        # otherwise decode each clip on its own (seek + a few frames), which never thrashes.
+        file_bytes = sum(e.length for e in self.entries if e.kind == "file") * self.resolution ** 2 * 3
+        self.cache_videos = 0 < file_bytes <= self.cache_bytes
 
     # ------------------------------------------------------------------ indexing
     def _index_pack(self):
@@ -148,6 +152,9 @@ class VideoDataset(torch.utils.data.Dataset):
                 f"mode {self.mode}")
         if self.mode == "eval":
             text += f", {len(self.clip_list)} eval clips"
+        if any(e.kind == "file" for e in self.entries) and not self.cache_videos:
+            text += ("; video files larger than the cache are decoded per clip (slow): "
+                     "`vidgan data pack` them once for fast loading")
         if self.skipped:
             short = sum(1 for r in self.skipped.values() if r.startswith("too short"))
             text += (f"; skipped {len(self.skipped)}: {short} too short (need {self.span} frames), "
@@ -188,9 +195,8 @@ class VideoDataset(torch.utils.data.Dataset):
         return clip
 
     def _cached_video(self, e):
-        """Whole video resized, kept in a per-process LRU cache if it fits in a quarter of the budget."""
-        need = e.length * self.resolution * self.resolution * 3
-        if need * 4 > self.cache_bytes:
+        """Whole video resized, kept in a per-process cache (when all video files fit in cache_bytes)."""
+        if not self.cache_videos:
             return None
         if e.path in self._cache:
             self._cache.move_to_end(e.path)
@@ -229,7 +235,11 @@ class VideoDataset(torch.utils.data.Dataset):
         return self._names
 
     def fetch(self, key):
-        """(clip float32 [3, T, R, R], newly skipped {path: reason}) for an index or (index, sample_seed)."""
+        """(clip uint8 numpy [T, R, R, 3], already flipped, newly skipped {path: reason}) for a key.
+
+        key: an index or (index, sample_seed). The loader moves these 4x smaller uint8 clips between
+        processes and converts whole batches with `to_model_range`.
+        """
         index, sample_seed = (key if isinstance(key, (tuple, list)) else (key, None))
         index = int(index)
         if not 0 <= index < len(self):
@@ -244,7 +254,8 @@ class VideoDataset(torch.utils.data.Dataset):
                 self._bad.add(e.path)
                 new[e.path] = f"unreadable at load time ({exc}); replaced by another clip"
                 continue
-            return to_model_range(clip, hflip=flip), new
+            clip = np.asarray(clip)
+            return (np.ascontiguousarray(clip[:, :, ::-1]) if flip else clip), new
         raise DataError(f"could not load any clip from {self.root} after {_MAX_TRIES} tries; "
                         f"last problems: {list(new.values())[-3:]}; check the data.")
 
@@ -252,4 +263,4 @@ class VideoDataset(torch.utils.data.Dataset):
         clip, new = self.fetch(key)
         if new:
             self._report(new)
-        return clip
+        return to_model_range(clip)  # float32 [3, T, R, R] in [-1, 1]

@@ -254,12 +254,13 @@ def prepare_frames(frames, resolution, keep_aspect=False):
 
 
 def to_model_range(clip, hflip=False):
-    """uint8 [T, H, W, 3] -> float32 [3, T, H, W] in [-1, 1], optionally flipped left-right.
+    """uint8 [T, H, W, 3] -> float32 [3, T, H, W] in [-1, 1] (or a batch [N, T, H, W, 3] -> [N, 3, T, H, W]).
 
-    Done in numpy: single-threaded and fast on such small arrays, where torch's intra-op threads
-    only add contention when the trainer already uses every core.
+    hflip flips left-right. Done in numpy: single-threaded and fast on such small arrays, where
+    torch's intra-op threads only add contention when the trainer already uses every core.
     """
-    x = np.asarray(clip).transpose(3, 0, 1, 2)  # [3, T, H, W] view
+    x = np.asarray(clip)
+    x = np.moveaxis(x, -1, -4)  # channels before time: a view
     if hflip:
         x = x[..., ::-1]
     out = np.empty(x.shape, np.float32)
