@@ -110,6 +110,20 @@ def all_reduce_grads(params: Iterable[torch.nn.Parameter], info: DistInfo) -> No
         offset += n
 
 
+@torch.no_grad()
+def sync_buffers(module: torch.nn.Module, info: DistInfo) -> None:
+    """Make buffers equal on every rank: floating-point ones become their mean over ranks (running
+    statistics such as the generator's w_avg), the others take rank 0's values."""
+    if not info.enabled:
+        return
+    for b in module.buffers():
+        if b.is_floating_point():
+            dist.all_reduce(b.data)
+            b.data /= info.world_size
+        else:
+            dist.broadcast(b.data, src=0)
+
+
 def all_reduce_mean(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
     """Mean of a tensor over ranks (returns a new tensor; identity without distribution)."""
     if not info.enabled:

@@ -288,6 +288,8 @@ class Trainer:
             return None
         D.all_reduce_grads(self.d_params, self.dist)
         self.opt_D.step()
+        for _, m, _ in self.discs:
+            D.sync_buffers(m, self.dist)
 
         # ---- generator
         for _, m, _ in self.discs:
@@ -310,6 +312,7 @@ class Trainer:
             return None
         D.all_reduce_grads(self.G.parameters(), self.dist)
         self.opt_G.step()
+        D.sync_buffers(self.G, self.dist)                               # w_avg: mean over ranks
         self.G.requires_grad_(False)
         beta = ema_beta(cfg.batch, cfg.ema_kimg, self.step * cfg.batch, cfg.ema_rampup)
         update_ema(self.G_ema, self.G, beta)
