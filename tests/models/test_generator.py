@@ -141,3 +141,13 @@ def test_generator_size_of_the_default_config_fits_the_budget():
     cfg = ModelConfig()
     n = sum(p.numel() for p in TemporalGenerator(cfg).parameters())
     assert n * 4 < 20e6  # float32 weights under 20 MB
+
+
+@pytest.mark.parametrize("motion", ["continuous", "gru"])
+def test_a_clip_renders_the_same_alone_or_in_a_batch(motion):
+    G = build(motion)
+    z, m = G.sample_content(3, gen(7)), G.sample_motion(3, 6, gen(8))
+    with torch.no_grad():
+        batch = G(z, m, frames=6)
+        alone = G(z[1:2], m[1:2], frames=6)
+    assert torch.equal(batch[1:2], alone)

@@ -102,14 +102,20 @@ class ContinuousMotion(nn.Module):
 
 
 class GRUMotion(nn.Module):
-    """Per-step noise [N, S, E] -> GRU -> motion codes [N, T, M]; fractional times interpolate linearly."""
+    """Per-step noise [N, S, E] -> GRU -> motion codes [N, T, M]; fractional times interpolate linearly.
+
+    The GRU is written out (gates as in torch.nn.GRU) on equalized linear layers, so in eval mode each
+    clip's codes are bit-identical whatever the batch it is rendered in.
+    """
 
     def __init__(self, cfg):
         super().__init__()
         self.noise_dim, self.code_dim = cfg.motion_dim, cfg.motion_code_dim
-        self.gru = nn.GRU(cfg.motion_dim, cfg.motion_code_dim, batch_first=True)
-        self.h0 = nn.Parameter(torch.zeros(1, 1, cfg.motion_code_dim))
-        self.out = EqualLinear(cfg.motion_code_dim, cfg.motion_code_dim)
+        hidden = cfg.motion_code_dim
+        self.input_gates = EqualLinear(cfg.motion_dim, 3 * hidden)    # x -> (r, z, n) pre-activations
+        self.hidden_gates = EqualLinear(hidden, 3 * hidden)           # h -> (r, z, n) pre-activations
+        self.h0 = nn.Parameter(torch.zeros(hidden))
+        self.out = EqualLinear(hidden, cfg.motion_code_dim)
 
     def noise_steps(self, span: float) -> int:
         return int(math.ceil(span)) + 1
@@ -124,6 +130,20 @@ class GRUMotion(nn.Module):
     def covers(self, noise: torch.Tensor, times: torch.Tensor) -> bool:
         return not times.numel() or (float(times.min()) >= 0 and float(times.max()) <= self.span(noise))
 
+    def run(self, noise: torch.Tensor) -> torch.Tensor:
+        """Hidden states [N, S, H] of the GRU over noise [N, S, E]."""
+        gx = self.input_gates(noise)                                        # [N, S, 3H]
+        h = self.h0.to(noise.dtype)[None].expand(noise.shape[0], -1)        # [N, H]
+        states = []
+        for t in range(noise.shape[1]):
+            xr, xz, xn = gx[:, t].chunk(3, dim=1)
+            hr, hz, hn = self.hidden_gates(h).chunk(3, dim=1)
+            r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+            n = torch.tanh(xn + r * hn)
+            h = (1 - z) * n + z * h
+            states.append(h)
+        return torch.stack(states, dim=1)
+
     def forward(self, noise: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
         if noise.ndim != 3 or noise.shape[2] != self.noise_dim or noise.shape[1] < 1:
             raise InputError(f"'gru' motion noise must be [N, S, {self.noise_dim}] (from G.sample_motion), "
@@ -134,9 +154,7 @@ class GRUMotion(nn.Module):
                              f"G.sample_motion(n, frames) for enough frames.")
         t_max = float(times.max()) if times.numel() else 0.0
         steps = min(noise.shape[1], int(math.floor(t_max)) + 2)
-        h0 = self.h0.expand(1, noise.shape[0], -1).contiguous().to(noise.dtype)
-        h, _ = self.gru(noise[:, :steps], h0)                               # [N, S', H]
-        codes = self.out(h)                                                 # [N, S', M]
+        codes = self.out(self.run(noise[:, :steps]))                        # [N, S', M]
         u = times.to(codes.dtype)
         k0 = u.floor()
         s = (u - k0)[None, :, None]
