@@ -87,3 +87,21 @@ def test_workers_give_the_same_stream_and_report_skips(tmp_path, small_ds):
         x = next(loader)
     assert x.shape == (2, 3, 6, 8, 8)
     assert list(loader.skipped) == [bad]
+
+
+def test_batches_match_dataset_items(small_ds):
+    loader = build_loader(small_ds, batch_size=4, workers=0, seed=5, device="cpu")
+    x = next(loader)
+    keys = [loader.sampler.key(p) for p in range(4)]
+    assert torch.equal(x, torch.stack([small_ds[k] for k in keys]))
+    assert x.dtype == torch.float32 and x.min() >= -1 and x.max() <= 1
+
+
+@pytest.mark.cuda
+def test_device_batches_match_cpu(small_ds):
+    cpu = build_loader(small_ds, batch_size=4, workers=0, seed=2)
+    gpu = build_loader(small_ds, batch_size=4, workers=2, seed=2, device="cuda", pin_memory=True)
+    for _ in range(3):
+        g = next(gpu)
+        assert g.is_cuda and g.shape == (4, 3, 4, 8, 8)
+        assert torch.equal(g.cpu(), next(cpu))

@@ -89,3 +89,13 @@ def test_damaged_or_mismatched_pack_is_a_clear_error(tmp_path, source):
         VideoDataset(tmp_path / "junk.vidpack", frames=4, resolution=16)
     index = read_index(out)
     assert json.loads(json.dumps(index)) == index and index["total_frames"] == 18
+
+
+def test_short_videos_in_a_pack_are_named(tmp_path):
+    root = tmp_path / "r"
+    make_frames(root / "long", 12, 8, 8)
+    make_frames(root / "short", 4, 8, 8)
+    pack_dataset(root, tmp_path / "p.vidpack", resolution=8)
+    with pytest.warns(UserWarning, match=r"p\.vidpack#short: too short: 4 frame\(s\), a clip needs 6"):
+        ds = VideoDataset(tmp_path / "p.vidpack", frames=6, resolution=8)
+    assert [e.name for e in ds.entries] == ["long"] and list(ds.skipped) == [str(tmp_path / "p.vidpack#short")]

@@ -98,7 +98,8 @@ class VideoDataset(torch.utils.data.Dataset):
                             f"{self.resolution} was asked; train at {index['height']} or re-pack with "
                             f"--resolution {self.resolution}.")
         self.pack_index = {k: v for k, v in index.items() if k != "videos"}
-        return [VideoEntry(v["name"], self.root, "packed", int(v["length"]), index["width"], index["height"],
+        return [VideoEntry(v["name"], f"{self.root}#{v['name']}", "packed", int(v["length"]), index["width"],
+                           index["height"],
                            float(v.get("fps", 25.0)), offset=int(v["offset"])) for v in index["videos"]]
 
     def _nothing_usable_message(self, short):

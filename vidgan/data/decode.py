@@ -65,9 +65,9 @@ def decode_image(path):
             from PIL import Image
 
             with Image.open(path) as im:
-                if im.mode in ("I;16", "I;16B", "I"):
-                    arr = (np.asarray(im, dtype=np.int64).clip(0, 65535).astype(np.uint16))
-                    img = torch.from_numpy(arr.astype(np.int32)).to(torch.uint16)[None]
+                if im.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit gray: scale to 8 bits
+                    arr = (np.asarray(im, dtype=np.int64).clip(0, 65535) + 128) // 257
+                    img = torch.from_numpy(arr.astype(np.uint8))[None]
                 else:
                     img = torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1)
     except (OSError, RuntimeError, ValueError, SyntaxError) as exc:
