@@ -81,6 +81,7 @@ def test_mp4_round_trip_h264_yuv420p_faststart(tmp_path):
     line = ffmpeg_stream_line(out)
     assert re.search(r"Video: h264\b", line), line
     assert "yuv420p" in line and "48x32" in line and re.search(r"\b8 fps\b", line), line
+    assert "bt709" in line, line                 # colour matrix tagged, so players do not guess it
     boxes = mp4_top_level_boxes(out)
     assert boxes[0] == "ftyp" and boxes.index("moov") < boxes.index("mdat"), boxes
     assert info["frames"] == 12 and (info["width"], info["height"]) == (48, 32) and info["padded"] == (0, 0)
@@ -107,6 +108,18 @@ def test_odd_sizes_are_padded_to_even_never_resized(tmp_path, h, w):
         assert np.abs(got[:, :h, :w].astype(int) - clip).mean() < 4.0
         if pw:             # edge-replicated column repeats the last one
             assert np.abs(got[:, :h, w].astype(int) - got[:, :h, w - 1]).mean() < 6.0
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".webm"])
+@pytest.mark.parametrize("h,w", [(24, 32), (720, 1280)])
+def test_saturated_colours_survive_at_small_and_hd_sizes(tmp_path, ext, h, w):
+    colours = [(220, 40, 40), (40, 200, 60), (50, 60, 210), (230, 230, 230)]
+    clip = np.zeros((2, h, w, 3), np.uint8)
+    clip[:, :h // 2, :w // 2], clip[:, :h // 2, w // 2:], clip[:, h // 2:, :w // 2], clip[:, h // 2:, w // 2:] = colours
+    _, got = read_back(write_video(clip, tmp_path / f"c{ext}", fps=4))
+    for (y, x), want in zip([(h // 4, w // 4), (h // 4, 3 * w // 4), (3 * h // 4, w // 4), (3 * h // 4, 3 * w // 4)],
+                            colours):
+        assert np.abs(got[:, y, x].astype(int) - want).max() <= 8, (y, x, got[0, y, x], want)
 
 
 def test_sizes_not_multiple_of_16_keep_their_size(tmp_path):

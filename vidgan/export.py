@@ -249,17 +249,24 @@ class _Abort(BaseException):
     """Thrown into imageio-ffmpeg's writer so it kills ffmpeg at once instead of finishing the file."""
 
 
+# RGB -> YUV with the BT.709 matrix, limited range, and say so in the stream: players (browsers included)
+# otherwise guess the matrix from the frame size (BT.601 for small, BT.709 for HD) and shift the colours.
+_BT709 = ("scale=out_color_matrix=bt709:out_range=tv,"
+          "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv")
+
+
 def _encoder_args(kind: str, crf, preset: str, fps: Fraction, comment: str):
     """-> (codec, pix_fmt_out, output_params) for write_frames."""
     meta = ["-metadata", f"comment={comment}"] if comment else []
     if kind == ".mp4":
-        return "libx264", "yuv420p", ["-crf", str(crf), "-preset", preset, "-movflags", "+faststart",
+        return "libx264", "yuv420p", ["-vf", _BT709, "-crf", str(crf), "-preset", preset,
+                                      "-movflags", "+faststart",
                                       "-video_track_timescale", str(_timescale(fps))] + meta
     if kind == ".webm":
         if not _has_encoder("libvpx-vp9"):
             raise InputError("cannot write .webm: the ffmpeg bundled with imageio-ffmpeg has no libvpx-vp9 "
                              "encoder; write .mp4 instead.")
-        return "libvpx-vp9", "yuv420p", ["-crf", str(crf), "-b:v", "0", "-deadline", "good", "-cpu-used", "5",
+        return "libvpx-vp9", "yuv420p", ["-vf", _BT709, "-crf", str(crf), "-b:v", "0", "-deadline", "good", "-cpu-used", "5",
                                          "-row-mt", "1"] + meta
     # GIF: one palette per frame (stats_mode=single + new=1) keeps the encoder streaming.
     return "gif", "pal8", ["-vf", "split[a][b];[a]palettegen=stats_mode=single[p];[b][p]paletteuse=new=1",
