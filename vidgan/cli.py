@@ -122,25 +122,43 @@ def _run_data_check(args):
 
 # ----------------------------------------------------------------------------- train
 def _add_train(sub):
-    p = sub.add_parser("train", help="train (or resume) a video GAN; use torchrun for several GPUs")
+    p = sub.add_parser("train", help="train (or resume) a video GAN; use torchrun for several GPUs",
+                       description="Train a video GAN on --data, writing checkpoints, samples and stats.jsonl "
+                                   "to --out. Running it again on the same --out resumes exactly where it "
+                                   "stopped (Ctrl-C or SIGTERM saves a checkpoint first). Several processes: "
+                                   "torchrun --nproc_per_node K -m vidgan train ...")
     p.add_argument("--data", help="frame folders, video files, one video, or a .vidpack")
     p.add_argument("--out", required=True, help="run directory; running again on it resumes")
     p.add_argument("--config", help="JSON file of TrainConfig fields (flags given here override it)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any TrainConfig field, e.g. --set model.motion=gru (repeatable)")
-    for flag, typ in (("resolution", int), ("frames", int), ("batch", int), ("steps", int), ("seed", int),
-                      ("lr", float), ("device", str), ("workers", int), ("accum", int),
-                      ("ckpt_every", int), ("sample_every", int), ("eval_every", int), ("keep", int)):
-        p.add_argument("--" + flag.replace("_", "-"), dest=flag, type=typ, default=None)
+    for flag, typ, text in _TRAIN_FLAGS:
+        p.add_argument("--" + flag.replace("_", "-"), dest=flag, type=typ, default=None, help=text)
     p.set_defaults(func=_run_train)
+
+
+_TRAIN_FLAGS = (
+    ("resolution", int, "frame size (power of two, 32..256); sets model.resolution"),
+    ("frames", int, "clip length in training (>= 2); sets model.frames"),
+    ("batch", int, "global batch: all ranks and accumulation rounds together"),
+    ("steps", int, "total optimiser steps (a resumed run continues up to this)"),
+    ("minutes", float, "also stop, with a checkpoint, after this many minutes"),
+    ("seed", int, None), ("lr", float, "generator learning rate (Adam, betas 0/0.99)"),
+    ("loss", str, "logistic (default), hinge, lsgan or wgan-gp"),
+    ("device", str, "auto, cpu, cuda or cuda:N"),
+    ("workers", int, "data-loading processes per rank"),
+    ("accum", int, "gradient-accumulation rounds per step"),
+    ("ckpt_every", int, "checkpoint every N steps"), ("sample_every", int, "sample grid every N steps"),
+    ("eval_every", int, "FVD against the data every N steps (0 = off)"),
+    ("keep", int, "checkpoints kept"),
+)
 
 
 def _run_train(args):
     from vidgan.training import TrainConfig, train
 
-    overrides = {k: getattr(args, k) for k in ("data", "resolution", "frames", "batch", "steps", "seed", "lr",
-                                                 "device", "workers", "accum", "ckpt_every", "sample_every",
-                                                 "eval_every", "keep") if getattr(args, k) is not None}
+    overrides = {k: getattr(args, k) for k in ("data", *(f for f, _, _ in _TRAIN_FLAGS))
+                 if getattr(args, k) is not None}
     cfg = TrainConfig.from_sources(run_dir=args.out, config_file=args.config, overrides=overrides,
                                    assignments=args.set)
     train(cfg)
