@@ -1,0 +1,137 @@
+"""Statistics of one clip set, and their on-disk cache.
+
+SetStats holds what FVD and its companions need from a set, in float64:
+- the Gaussian fit (mean, covariance) of the 400-d I3D logits, one vector per clip;
+- the Gaussian fit of the 1024-d per-frame features (frame-level Fréchet distance);
+- each clip's content distance (mean pairwise L2 distance between its frame features).
+
+Real-data statistics are cached as safetensors + JSON metadata (no pickle) under
+<cache_dir>/stats/, named by a digest of a key dict (dataset fingerprint, protocol,
+weights); the key is stored inside and compared on load.
+"""
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from typing import Optional, Tuple
+
+import numpy as np
+
+from vidgan.errors import InputError
+from vidgan.metrics.companions import content_distance
+from vidgan.metrics.frechet import GaussianAccumulator
+
+
+class SetStats:
+    """Accumulated statistics of one clip set (see module docstring)."""
+
+    def __init__(self, companions: bool = True):
+        self.companions = companions
+        self.clip = GaussianAccumulator()
+        self.frame = GaussianAccumulator() if companions else None
+        self.content = []  # per-clip content distances
+        self.frames = self.height = self.width = None
+        self._fixed = None  # (mu, sigma) pairs when loaded from a cache
+
+    @property
+    def n(self) -> int:
+        return self._fixed["n"] if self._fixed else self.clip.n
+
+    def add(self, logits: np.ndarray, frame_features: Optional[np.ndarray], frames: int, height: int,
+            width: int) -> None:
+        """logits [B, 400]; frame_features [B, K, D] (or None without companions)."""
+        if self._fixed:
+            raise RuntimeError("cached statistics are read-only")
+        self.frames, self.height, self.width = int(frames), int(height), int(width)
+        self.clip.update(logits)
+        if self.companions:
+            if frame_features is None:
+                raise ValueError("companion statistics need frame features")
+            self.frame.update(frame_features.reshape(-1, frame_features.shape[-1]))
+            self.content.extend(content_distance(frame_features).tolist())
+
+    def fvd_stats(self) -> Tuple[np.ndarray, np.ndarray]:
+        return (self._fixed["clip_mu"], self._fixed["clip_sigma"]) if self._fixed else self.clip.stats()
+
+    def frame_stats(self) -> Tuple[np.ndarray, np.ndarray]:
+        if not self.companions:
+            raise InputError("these statistics were computed without companions.")
+        return (self._fixed["frame_mu"], self._fixed["frame_sigma"]) if self._fixed else self.frame.stats()
+
+    def content_distance(self) -> float:
+        """Mean over clips of the per-clip content distance (lower = steadier content)."""
+        if not self.companions:
+            raise InputError("these statistics were computed without companions.")
+        values = self._fixed["content"] if self._fixed else np.asarray(self.content)
+        return float(np.mean(values))
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str, key: dict) -> None:
+        """Atomically writes the statistics and `key` to a safetensors file."""
+        from safetensors.numpy import save_file
+
+        mu, sigma = self.fvd_stats()
+        tensors = {"clip_mu": mu, "clip_sigma": sigma}
+        if self.companions:
+            fmu, fsigma = self.frame_stats()
+            content = self._fixed["content"] if self._fixed else np.asarray(self.content, dtype=np.float64)
+            tensors.update(frame_mu=fmu, frame_sigma=fsigma, content=content)
+        tensors = {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in tensors.items()}
+        meta = {"key": json.dumps(key, sort_keys=True), "n": str(self.n), "frames": str(self.frames),
+                "height": str(self.height), "width": str(self.width), "companions": str(int(self.companions))}
+        folder = os.path.dirname(os.path.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".stats-", suffix=".tmp", dir=folder)
+        os.close(fd)
+        try:
+            save_file(tensors, tmp, metadata=meta)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    @classmethod
+    def load(cls, path: str, key: Optional[dict] = None) -> Optional["SetStats"]:
+        """Statistics saved with `save`, or None when absent, unreadable or saved under another key."""
+        from safetensors import safe_open
+
+        if not os.path.isfile(path):
+            return None
+        try:
+            with safe_open(path, framework="numpy") as f:
+                meta = dict(f.metadata() or {})
+                arrays = {k: f.get_tensor(k) for k in f.keys()}
+        except Exception:
+            return None
+        if key is not None and meta.get("key") != json.dumps(key, sort_keys=True):
+            return None
+        out = cls(companions=meta.get("companions") == "1")
+        out._fixed = dict(arrays, n=int(meta["n"]))
+        out.frames, out.height, out.width = int(meta["frames"]), int(meta["height"]), int(meta["width"])
+        return out
+
+
+def stats_cache_path(key: dict, folder: Optional[str] = None) -> str:
+    """<cache_dir>/stats/<digest of key>.safetensors."""
+    from vidgan.metrics.weights import cache_dir
+
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
+    return os.path.join(folder or os.path.join(cache_dir(), "stats"), f"{digest}.safetensors")
+
+
+def save_cached(stats: SetStats, key: dict) -> Optional[str]:
+    """Saves to the cache; a read-only cache folder only warns."""
+    path = stats_cache_path(key)
+    try:
+        stats.save(path, key)
+    except OSError as exc:
+        warnings.warn(f"could not cache real-data statistics at {path} ({exc}); "
+                      f"set VIDGAN_CACHE to a writable folder to reuse them.")
+        return None
+    return path
+
+
+def load_cached(key: dict) -> Optional[SetStats]:
+    return SetStats.load(stats_cache_path(key), key)
+
