@@ -137,7 +137,8 @@ def build_loader(dataset, batch_size, workers=None, rank=0, world_size=1, seed=0
                  device=None):
     """Infinite iterator of float [B, 3, T, H, W] batches of `dataset` for one rank.
 
-    workers: DataLoader processes (None = default_workers()); persistent between batches.
+    workers: DataLoader processes, persistent between batches. None = 0 for a .vidpack (a memmap read
+    costs less than handing a batch between processes) and default_workers() otherwise.
     rank/world_size: shard of this process (default: from torch.distributed when initialised).
     start: samples this rank already consumed; the stream from `start` equals the tail of the
     stream from 0. pin_memory None = pin when CUDA is available.
@@ -145,7 +146,9 @@ def build_loader(dataset, batch_size, workers=None, rank=0, world_size=1, seed=0
     """
     if batch_size < 1:
         raise InputError(f"batch_size={batch_size} is not valid; use a positive integer.")
-    workers = default_workers() if workers is None else int(workers)
+    if workers is None:
+        workers = 0 if getattr(dataset, "packed", False) else default_workers()
+    workers = int(workers)
     if workers < 0:
         raise InputError(f"workers={workers} is not valid; use 0 (load in the main process) or more.")
     if rank == 0 and world_size == 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
