@@ -51,8 +51,9 @@ def test_clip_discriminator_sees_frame_order():
     assert not torch.allclose(Dc(x), Dc(x.flip(2)))
 
 
-def test_gradients_reach_every_parameter_including_r1_double_backward():
-    G, Df, Dc = models()
+@pytest.mark.parametrize("motion", ["continuous", "gru"])
+def test_gradients_reach_every_parameter_including_r1_double_backward(motion):
+    G, Df, Dc = models(motion=motion)
     z, m = G.sample_content(4), G.sample_motion(4, 4)
     fake = G.train()(z, m)
     (Df(fake).sum() + Dc(fake).sum()).backward()

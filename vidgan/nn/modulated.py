@@ -33,12 +33,12 @@ class ModulatedConv2d(nn.Module):
         weight = self.weight * self.weight_gain                     # [Cout, Cin, k, k]
         y = F.conv2d(x * styles.to(x.dtype)[:, :, None, None], weight.to(x.dtype), padding=self.kernel // 2)
         if self.demodulate:
-            wsq = weight.square().sum(dim=[2, 3])                   # [Cout, Cin]
-            if self.training:
-                d = torch.rsqrt(styles.square() @ wsq.t() + 1e-8)   # [B, Cout]
-            else:  # row-exact, so a batch and its slices agree bit for bit
-                d = torch.rsqrt(row_exact_linear(styles.square(), wsq) + 1e-8)
-            y = y * d.to(y.dtype)[:, :, None, None]
+            with torch.autocast(device_type=x.device.type, enabled=False):   # float32 even under autocast
+                wsq = weight.float().square().sum(dim=[2, 3])               # [Cout, Cin]
+                s2 = styles.float().square()                                # [B, Cin]
+                # Row-exact in eval mode, so a batch and its slices agree bit for bit.
+                d = torch.rsqrt((s2 @ wsq.t() if self.training else row_exact_linear(s2, wsq)) + 1e-8)
+            y = y * d.to(y.dtype)[:, :, None, None]                         # d: [B, Cout]
         return y
 
     def extra_repr(self) -> str:
