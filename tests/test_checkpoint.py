@@ -80,6 +80,15 @@ def test_corrupt_weights_and_config_name_the_file(tmp_path):
         load(out)
 
 
+def test_non_finite_weights_are_refused(tmp_path):
+    G = make_G()
+    with torch.no_grad():
+        G.synthesis.const[0, 0, 0] = float("nan")
+    out = save_model(tmp_path / "m", G)
+    with pytest.raises(CheckpointError, match="generator.safetensors.*NaN"):
+        load(out)
+
+
 def test_weights_of_another_config_are_refused(tmp_path):
     out = save_model(tmp_path / "m", make_G())
     other = save_model(tmp_path / "o", make_G(channel_max=8))

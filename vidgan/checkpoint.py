@@ -107,6 +107,10 @@ def _load_safetensors(path: Path, module: nn.Module, device="cpu") -> None:
                  f"wrong shape {', '.join(bad_shape[:5])}" if bad_shape else ""]
         raise CheckpointError(f"{path} does not match its model ({'; '.join(p for p in parts if p)}); "
                               f"it was written by another configuration or version.")
+    bad_values = sorted(k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all())
+    if bad_values:
+        raise CheckpointError(f"{path} holds NaN/Inf values (in {', '.join(bad_values[:5])}); it is corrupt, "
+                              f"pick another checkpoint.")
     module.load_state_dict(tensors, strict=True)
 
 

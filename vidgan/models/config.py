@@ -34,7 +34,7 @@ class ModelConfig:
     motion_spacing: int = 4              # 'continuous': frames between two grid codes
     motion_interp: str = "cubic"         # 'continuous': "cubic" (Catmull-Rom) or "linear"
     time_features: int = 8               # 'continuous': number of sin/cos frequencies
-    time_period_min: float = 2.0         # 'continuous': shortest period, in frames
+    time_period_min: float = 4.0         # 'continuous': shortest period, in frames (> 2: no flicker)
     time_period_max: float = 64.0        # 'continuous': longest period, in frames
     # Synthesis network.
     channel_base: int = 512
