@@ -92,23 +92,35 @@ def write_mp4s(frames_root, out_root):
         w.close()
 
 
-def clips_per_s(ds, batch, workers, batches, warmup, repeats=3):
-    """Delivered clips/s of build_loader: best of `repeats` runs of `batches` batches after a warm-up.
-
-    The best run is the least disturbed by other load on the machine.
-    """
-    loader = build_loader(ds, batch_size=batch, workers=workers, seed=0, pin_memory=False)
-    for _ in range(warmup):
-        next(loader)
-    best = 0.0
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(batches):
-            x = next(loader)
-        best = max(best, batches * batch / (time.perf_counter() - t0))
+def _timed(loader, batches, batch):
+    t0 = time.perf_counter()
+    for _ in range(batches):
+        x = next(loader)
     assert x.shape == (batch, 3, 16, 64, 64)
-    del loader
-    return best
+    return batches * batch / (time.perf_counter() - t0)
+
+
+def measure(datasets, batch, workers, batches, rounds=5):
+    """clips/s per source for one worker count, sources interleaved round by round.
+
+    All loaders are built and warmed first; then each round times `batches` batches of every
+    source in turn, so the sources share the same moments of machine load. Returns
+    ({label: best clips/s}, {label: [clips/s per round]}).
+    """
+    loaders = {}
+    for label, ds, slow in datasets:
+        loaders[label] = build_loader(ds, batch_size=batch, workers=workers, seed=0, pin_memory=False)
+        warm = max(2, 2 * workers) if slow else len(ds) // batch + 2 + 2 * workers  # fill the video caches
+        for _ in range(warm):
+            next(loaders[label])
+    per_round = {label: [] for label in loaders}
+    for r in range(rounds):
+        for label, ds, slow in datasets:
+            if slow and r:  # ~150 ms per clip: one short round is enough
+                continue
+            per_round[label].append(_timed(loaders[label], max(2, batches // 8) if slow else batches, batch))
+    del loaders
+    return {k: max(v) for k, v in per_round.items()}, per_round
 
 
 def main(argv=None):
@@ -116,7 +128,7 @@ def main(argv=None):
     ap.add_argument("--videos", type=int, default=64)
     ap.add_argument("--frames", type=int, default=32, help="frames per source video")
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--batches", type=int, default=20, help="timed batches per run (best of 3 runs)")
+    ap.add_argument("--batches", type=int, default=16, help="timed batches per source and round (5 rounds)")
     ap.add_argument("--workers", type=int, nargs="+", default=None,
                     help="worker counts to compare (default: 0, 2 and build_loader's default)")
     ap.add_argument("--train-steps-per-s", type=float, default=None, help="training step rate to compare with")
@@ -134,7 +146,7 @@ def main(argv=None):
         pack = pack_dataset(png, os.path.join(tmp, "d.vidpack"), resolution=64)["out"]
         print(f"sources: {args.videos} videos x {args.frames} frames of 64x64, written in "
               f"{time.perf_counter() - t0:.1f} s; clips of 16 frames, batch {args.batch}, "
-              f"best of 3 runs of {args.batches} batches, torch threads 1, {os.cpu_count()} CPUs")
+              f"best of 5 interleaved rounds of {args.batches} batches, torch threads 1, {os.cpu_count()} CPUs")
 
         dec = time_decoders(os.path.join(png, "video_00000"))
         fastest = min(dec, key=dec.get)
@@ -143,23 +155,26 @@ def main(argv=None):
 
         sources = [("PNG folders", png, {}), ("mp4 files", mp4, {}), ("mp4 (no cache)", mp4, {"cache_bytes": 0}),
                    ("packed", pack, {})]
-        rates = {}
-        print(f"{'source':<16}" + "".join(f"{f'{w} workers':>14}" for w in args.workers))
-        for label, root, kw in sources:
-            ds = VideoDataset(root, frames=16, resolution=64, **kw)
-            row = []
-            for w in args.workers:
-                warm = max(2, 2 * w) if "no cache" in label else max(2, args.videos // args.batch + 2 * w)
-                slow = "no cache" in label  # ~150 ms per clip: one short run is enough
-                r = clips_per_s(ds, args.batch, w, max(3, args.batches // 6) if slow else args.batches, warm,
-                                repeats=1 if slow else 3)
-                rates[label, w] = r
-                row.append(f"{r:>14.1f}")
-            print(f"{label:<16}" + "".join(row) + "   clips/s")
+        datasets = [(label, VideoDataset(root, frames=16, resolution=64, **kw), "no cache" in label)
+                    for label, root, kw in sources]
+        rates, rounds = {}, {}
         for w in args.workers:
+            best, per_round = measure(datasets, args.batch, w, args.batches)
+            for label in best:
+                rates[label, w], rounds[label, w] = best[label], per_round[label]
+        print(f"{'source':<16}" + "".join(f"{f'{w} workers':>14}" for w in args.workers))
+        for label, _, _ in sources:
+            print(f"{label:<16}" + "".join(f"{rates[label, w]:>14.1f}" for w in args.workers) + "   clips/s")
+        for w in args.workers:
+            paired = sorted(p / q for p, q in zip(rounds["packed", w], rounds["PNG folders", w]))
             ratio = rates["packed", w] / rates["PNG folders", w]
             verdict = "OK" if ratio >= PACK_FLOOR else f"BELOW the {PACK_FLOOR:g}x floor"
-            print(f"packed / PNG folders, {w} workers: {ratio:.1f}x ({verdict})")
+            print(f"packed / PNG folders, {w} workers: {ratio:.1f}x of best rates, median of paired rounds "
+                  f"{paired[len(paired) // 2]:.1f}x ({verdict})")
+        dw = default_workers()
+        if 0 in args.workers and dw in args.workers:
+            print(f"packed / PNG folders with build_loader's defaults (0 vs {dw} workers): "
+                  f"{rates['packed', 0] / rates['PNG folders', dw]:.1f}x")
         if args.train_steps_per_s:  # build_loader's defaults: packed -> 0 workers, files -> default_workers()
             print(f"default loader settings: packed 0 workers, PNG folders {default_workers()} worker(s)")
             compare_with_training(args.train_steps_per_s, args.train_batch or args.batch, rates["packed", 0])
