@@ -22,6 +22,13 @@ def check_target(out, overwrite, what="output"):
     return out
 
 
+def _default_mode(directory):
+    """Permissions a plain mkdir/open would give under the current umask (mkdtemp/mkstemp use 0o700/0o600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
 def _remove(path):
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, ignore_errors=True)
@@ -46,6 +53,7 @@ def atomic_dir(out, overwrite=False, what="output folder"):
     """Yield a temporary folder beside `out`; on success it becomes `out`, on error it is removed."""
     out = check_target(out, overwrite, what)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.tmp-", dir=os.path.dirname(out))
+    os.chmod(tmp, _default_mode(True))
     try:
         yield tmp
         _swap_in(tmp, out)
@@ -60,6 +68,7 @@ def atomic_file(out, overwrite=False, what="output file"):
     out = check_target(out, overwrite, what)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(out)}.tmp-", dir=os.path.dirname(out))
     os.close(fd)
+    os.chmod(tmp, _default_mode(False))
     try:
         yield tmp
         _swap_in(tmp, out)
