@@ -42,7 +42,8 @@ def test_frame_folders_shapes_range_and_order(folders):
 
 
 def test_stride_takes_every_kth_frame(folders):
-    ds = VideoDataset(folders, frames=5, resolution=16, stride=3)
+    with pytest.warns(UserWarning, match=r"b: too short: 12 frame\(s\), a clip needs 13 \(frames=5, stride=3\)"):
+        ds = VideoDataset(folders, frames=5, resolution=16, stride=3)
     assert ds.span == 13 and len(ds) == 2  # b (12 frames) is too short for a 13-frame span
     codes = _codes(ds[(0, 1)])
     assert np.diff(codes).tolist() == [3, 3, 3, 3]

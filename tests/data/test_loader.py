@@ -87,6 +87,11 @@ def test_workers_give_the_same_stream_and_report_skips(tmp_path, small_ds):
         x = next(loader)
     assert x.shape == (2, 3, 6, 8, 8)
     assert list(loader.skipped) == [bad]
+    # replacements do not depend on which process saw the damage first
+    serial = build_loader(ds, batch_size=2, workers=0, seed=0)
+    assert torch.equal(next(serial), x)
+    for _ in range(3):
+        assert torch.equal(next(serial), next(loader))
 
 
 def test_batches_match_dataset_items(small_ds):

@@ -15,9 +15,11 @@ eval mode: ``ds.clip_list`` is a deterministic list of (video_name, start):
     V usable videos drawn from numpy default_rng(seed) (so videos are used evenly), and its start is
     drawn uniformly from that generator. Same (data, frames, stride, eval_clips, seed) -> same list.
 
-Unreadable files: what the headers reveal is skipped at indexing; what fails at load time is
-replaced by another clip (train: a video drawn from the same key; eval: the next clip of the
-list), reported once, and recorded in ``ds.skipped`` {path: reason}.
+Unreadable files: what the headers reveal is skipped at indexing; a clip that fails at load time
+(a damaged frame, a video whose data ends early) is replaced by another clip (train: a video drawn
+from the same key; eval: the next clip of the list); the file is reported once and recorded in
+``ds.skipped`` {path: reason}. Whether a clip fails depends only on the file, never on what this
+process loaded before, so the stream stays deterministic with any number of workers.
 """
 import collections
 import os
@@ -177,7 +179,7 @@ class VideoDataset(torch.utils.data.Dataset):
         if e.kind == "packed":
             if self._mm is None:
                 self._mm = open_pack(self.root)[1]
-            return torch.from_numpy(np.array(self._mm[e.offset + start:e.offset + stop:self.stride]))
+            return np.array(self._mm[e.offset + start:e.offset + stop:self.stride])
         if e.kind == "frames":
             raw = decode_frames(e.frames[start:stop:self.stride])
             if raw.shape[1:3] != (e.height, e.width):
@@ -202,7 +204,11 @@ class VideoDataset(torch.utils.data.Dataset):
         if e.path in self._cache:
             self._cache.move_to_end(e.path)
             return self._cache[e.path]
-        full = prepare_frames(decode_video(e.path), self.resolution, self.keep_aspect)
+        try:
+            full = prepare_frames(decode_video(e.path), self.resolution, self.keep_aspect)
+        except DataError:
+            self._bad.add(e.path)  # fails for every clip of this file: never try it again
+            raise
         while self._cache and self._cache_used + full.numel() > self.cache_bytes:
             _, old = self._cache.popitem(last=False)
             self._cache_used -= old.numel()
@@ -251,8 +257,7 @@ class VideoDataset(torch.utils.data.Dataset):
                 continue
             try:
                 clip = self._load(e, start)
-            except DataError as exc:
-                self._bad.add(e.path)
+            except DataError as exc:  # a damaged frame or a short decode fails only the clips that touch it
                 new[e.path] = f"unreadable at load time ({exc}); replaced by another clip"
                 continue
             clip = np.asarray(clip)
