@@ -85,7 +85,7 @@ class VideoDataset(torch.utils.data.Dataset):
         if not self.entries:
             raise DataError(self._nothing_usable_message(short))
         if self.skipped:
-            self._report(dict(self.skipped), at="indexing")
+            self.report(dict(self.skipped), at="indexing")
         self.clip_list = self._make_clip_list() if mode == "eval" else None
         # Video files: keep whole resized videos in memory when all of them fit in the cache budget;
         # otherwise decode each clip on its own (seek + a few frames), which never thrashes.
@@ -127,8 +127,12 @@ class VideoDataset(torch.utils.data.Dataset):
         return clips
 
     # ------------------------------------------------------------------ reporting
-    def _report(self, new, at="load time"):
-        """Remember skipped files; warn once per file (the main process warns for workers)."""
+    def report(self, new, at="load time"):
+        """Record newly skipped files {path: reason} in ds.skipped; warn once per file.
+
+        Inside a DataLoader worker it only records: the loader hands `fetch`'s skips to the main
+        process, which reports them.
+        """
         for path, reason in new.items():
             self.skipped.setdefault(path, reason)
         fresh = {p: r for p, r in new.items() if p not in self._reported}
@@ -138,6 +142,8 @@ class VideoDataset(torch.utils.data.Dataset):
             more = f"\n  ... and {len(fresh) - 10} more" if len(fresh) > 10 else ""
             warnings.warn(f"vidgan.data: {len(fresh)} file(s) under {self.root} skipped at {at}:\n  "
                           + "\n  ".join(lines) + more, stacklevel=3)
+
+    _report = report
 
     def _display(self, path):
         """A skipped path as shown to users: relative to the root when inside it."""
@@ -268,5 +274,5 @@ class VideoDataset(torch.utils.data.Dataset):
     def __getitem__(self, key):
         clip, new = self.fetch(key)
         if new:
-            self._report(new)
+            self.report(new)
         return to_model_range(clip)  # float32 [3, T, R, R] in [-1, 1]

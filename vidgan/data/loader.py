@@ -119,7 +119,7 @@ class ClipLoader:
             self._it = iter(self._loader)
         clips, new = next(self._it)  # uint8 [B, T, H, W, 3]
         if new:
-            self.dataset._report(new)
+            self.dataset.report(new)
         self.position += self.batch_size
         if self.device is not None and self.device.type != "cpu":
             x = clips.to(self.device, non_blocking=True).permute(0, 4, 1, 2, 3)
