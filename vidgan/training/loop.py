@@ -471,7 +471,7 @@ class Trainer:
         seconds = time.perf_counter() - t0
         done = self.step - start_step
         ckpts = list_checkpoints(self.run_dir)
-        summary = {"run_dir": str(self.run_dir), "step": self.step, "start_step": start_step, "steps_run": done,
+        summary = {"run_dir": str(self.run_dir), "device": str(self.device), "step": self.step, "start_step": start_step, "steps_run": done,
                    "resumed_from": self.resumed_from, "stopped": stopped, "seconds": seconds,
                    "sec_per_step": seconds / done if done else None,
                    "kimg": self.step * cfg.batch / 1000.0, "nan_events": self.nan_events,

@@ -101,7 +101,7 @@ class Reporter:
         if self.bar is None:
             return
         post = {k: f"{v:.3f}" for k, v in values.items() if k in ("loss_G", "loss_D")}
-        post["kimg/s"] = f"{self._rate:.3f}"
+        post["kimg/s"] = f"{self._rate:.3g}"
         self.bar.set_postfix(post, refresh=False)
         self.bar.update(1)
 
