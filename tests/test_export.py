@@ -104,6 +104,9 @@ def test_odd_sizes_are_padded_to_even_never_resized(tmp_path, h, w):
     assert meta["size"] == (w + pw, h + ph)
     assert got.shape == (4, h + ph, w + pw, 3)
     assert info["padded"] == (ph, pw) and (info["source_width"], info["source_height"]) == (w, h)
+    probe = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", out],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60).stderr.decode()
+    assert (f"padded from {w}x{h} to {w + pw}x{h + ph} (edge)" in probe) == bool(ph or pw), probe
     if h > 8 and w > 8:   # the picture is where it was: not rescaled
         assert np.abs(got[:, :h, :w].astype(int) - clip).mean() < 4.0
         if pw:             # edge-replicated column repeats the last one
@@ -145,17 +148,21 @@ def test_webm_is_vp9(tmp_path):
     assert np.abs(got.astype(int) - clip).mean() < 6.0
 
 
-def test_gif(tmp_path):
-    clip = smooth_clip(t=5, h=20, w=30)
-    out = write_video(clip, tmp_path / "clip.gif", fps=10)
+@pytest.mark.parametrize("fps,want_ms", [(10, [100] * 8), (16, [60, 60, 70, 60, 60, 70, 60, 60])])
+def test_gif(tmp_path, fps, want_ms):
+    clip = smooth_clip(t=8, h=21, w=30)           # odd sizes are fine for GIF: no padding
+    info = {}
+    out = write_video(clip, tmp_path / "clip.gif", fps=fps, info=info)
+    frames, durations = [], []
     with Image.open(out) as im:
-        assert im.format == "GIF" and im.size == (30, 20) and im.n_frames == 5
-        assert im.info["duration"] == 100         # ms per frame
-        frames = []
-        for k in range(5):
+        assert im.format == "GIF" and im.size == (30, 21) and im.n_frames == 8
+        for k in range(8):
             im.seek(k)
+            durations.append(im.info["duration"])
             frames.append(np.asarray(im.convert("RGB")))
-    assert np.abs(np.stack(frames).astype(int) - clip).mean() < 6.0
+    assert durations == want_ms and sum(durations) == 8000 / fps   # centisecond delays, exact on average
+    assert np.abs(np.stack(frames).astype(int) - clip).mean() < 4.0
+    assert info["frames"] == 8 and info["padded"] == (0, 0) and listing(tmp_path) == ["clip.gif"]
 
 
 @pytest.mark.parametrize("name", ["frames", "frames/"])

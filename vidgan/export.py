@@ -149,7 +149,7 @@ def _frame_source(frames, rng) -> Tuple[np.ndarray, Iterator[np.ndarray]]:
 # ----------------------------------------------------------------------------- paths and atomic writes
 def _classify(path) -> Tuple[str, str]:
     """path -> (absolute target, kind) with kind in .mp4 / .webm / .gif / 'frames'."""
-    raw = os.fspath(path)
+    raw = os.path.expanduser(os.fspath(path))
     if not raw:
         raise InputError("the output path is empty; pass a file such as clip.mp4 or a folder name.")
     if raw.endswith(("/", os.sep)):
@@ -266,11 +266,9 @@ def _encoder_args(kind: str, crf, preset: str, fps: Fraction, comment: str):
         if not _has_encoder("libvpx-vp9"):
             raise InputError("cannot write .webm: the ffmpeg bundled with imageio-ffmpeg has no libvpx-vp9 "
                              "encoder; write .mp4 instead.")
-        return "libvpx-vp9", "yuv420p", ["-vf", _BT709, "-crf", str(crf), "-b:v", "0", "-deadline", "good", "-cpu-used", "5",
-                                         "-row-mt", "1"] + meta
-    # GIF: one palette per frame (stats_mode=single + new=1) keeps the encoder streaming.
-    return "gif", "pal8", ["-vf", "split[a][b];[a]palettegen=stats_mode=single[p];[b][p]paletteuse=new=1",
-                           "-loop", "0"] + meta
+        return "libvpx-vp9", "yuv420p", ["-vf", _BT709, "-crf", str(crf), "-b:v", "0", "-deadline", "good",
+                                         "-cpu-used", "5", "-row-mt", "1"] + meta
+    raise ValueError(f"no ffmpeg encoder for {kind}")
 
 
 def _timescale(fps: Fraction) -> int:
@@ -285,7 +283,7 @@ def _encode(first, rest, tmp, kind, fps, crf, preset, pad_mode, comment, info) -
     import imageio_ffmpeg
 
     h, w = first.shape[:2]
-    pad_h, pad_w = (h % 2, w % 2) if kind in (".mp4", ".webm") else (0, 0)
+    pad_h, pad_w = h % 2, w % 2
     info.update(width=w + pad_w, height=h + pad_h, source_width=w, source_height=h, padded=(pad_h, pad_w))
     if pad_h or pad_w:
         note = f"padded from {w}x{h} to {w + pad_w}x{h + pad_h} ({pad_mode})"
@@ -303,6 +301,7 @@ def _encode(first, rest, tmp, kind, fps, crf, preset, pad_mode, comment, info) -
         for frame in _chain(first, rest):
             writer.send(_pad_even(frame, pad_h, pad_w, pad_mode))
             count += 1
+        writer.close()                                       # ffmpeg finishes the file and exits
     except BaseException:
         try:
             writer.throw(_Abort())                           # kills ffmpeg instead of finishing the file
@@ -315,7 +314,6 @@ def _encode(first, rest, tmp, kind, fps, crf, preset, pad_mode, comment, info) -
                 except Exception:
                     pass
         raise
-    writer.close()                                           # ffmpeg finishes the file and exits
     if proc is not None and proc.poll() not in (0, None):
         raise OSError(f"ffmpeg exited with code {proc.returncode} while writing {tmp} (see its messages above)")
     return count
@@ -336,6 +334,33 @@ def _check_written(tmp: str, target: str, kind: str) -> None:
         ok = b"ftyp" in head[:16] and b"moov" in head             # faststart puts moov up front
     if not ok:
         raise OSError(f"ffmpeg did not produce a complete {kind} file for {target} (see its messages above)")
+
+
+def _write_gif(first, rest, tmp, fps: Fraction, comment: str) -> int:
+    """GIF via Pillow: one 256-colour palette per frame (fast octree), looping forever.
+
+    GIF delays are whole centiseconds; they are rounded cumulatively so the average rate is exact
+    (16 fps -> 6, 6, 7, 6, 6, 7, ... cs). Identical consecutive frames are merged by Pillow.
+    Pillow keeps the palettised frames (1 byte/pixel) until the file is written.
+    """
+    from PIL import Image
+
+    count = [0]
+
+    def palettised():
+        for k, frame in enumerate(_chain(first, rest)):
+            im = Image.fromarray(frame, "RGB").quantize(256, method=Image.Quantize.FASTOCTREE)
+            t0, t1 = round(k * 100 / fps), round((k + 1) * 100 / fps)       # centiseconds
+            im.info["duration"] = 10 * max(1, t1 - t0)                        # Pillow wants ms
+            count[0] = k + 1
+            yield im
+
+    frames = palettised()
+    head = next(frames)
+    extra = {"comment": comment} if comment else {}
+    with open(tmp, "wb") as fh:
+        head.save(fh, format="GIF", save_all=True, append_images=frames, loop=0, optimize=False, **extra)
+    return count[0]
 
 
 def _write_frames_folder(first, rest, tmpdir) -> int:
@@ -421,6 +446,11 @@ def write_video(frames, path, fps: float = 16, crf: Optional[int] = None, input_
             meta.update(width=first.shape[1], height=first.shape[0], source_width=first.shape[1],
                         source_height=first.shape[0], padded=(0, 0))
             _install_folder(tmp, target)
+        elif kind == ".gif":
+            count = _write_gif(first, rest, tmp, fps_q, comment)
+            meta.update(width=first.shape[1], height=first.shape[0], source_width=first.shape[1],
+                        source_height=first.shape[0], padded=(0, 0))
+            os.replace(tmp, target)
         else:
             count = _encode(first, rest, tmp, kind, fps_q, crf, preset, pad_mode, comment, meta)
             _check_written(tmp, target, kind)
@@ -434,7 +464,7 @@ def write_video(frames, path, fps: float = 16, crf: Optional[int] = None, input_
 
 def write_image(img, path, overwrite: bool = True, input_range: Range = None) -> str:
     """Write one image (uint8 ``[H, W, 3]``, ``[H, W, 1]`` or ``[H, W]``) to .png/.jpg atomically; returns the path."""
-    raw = os.fspath(path)
+    raw = os.path.expanduser(os.fspath(path))
     ext = os.path.splitext(raw)[1].lower()
     if ext not in _IMAGE_FORMATS:
         raise InputError(f"cannot write {raw}: unknown image extension {ext!r}; use .png or .jpg.")
