@@ -448,3 +448,46 @@ def test_ffmpeg_failure_is_an_error_and_leaves_no_file(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         write_video(smooth_clip(t=30, h=64, w=64), tmp_path / "clip.mp4", fps=8)
     assert listing(tmp_path) == []
+
+
+CTRL_C_SCRIPT = r"""
+import sys, numpy as np
+from vidgan.export import write_video
+
+def frames():
+    f = np.zeros((128, 128, 3), np.uint8)
+    for k in range(100000):
+        f[:] = k % 256
+        yield f
+
+write_video(frames(), sys.argv[1], fps=25)
+"""
+
+
+@pytest.mark.parametrize("ext", [".mp4", ""])
+def test_real_ctrl_c_leaves_no_file(tmp_path, ext):
+    import signal
+    import sys
+    import time
+
+    target = tmp_path / "out" / f"long{ext}"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(__file__)),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, "-c", CTRL_C_SCRIPT, str(target)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            temps = [n for n in listing(tmp_path / "out") if n.startswith(f".long{ext}.tmp-")]
+            if temps and (ext == "" or os.path.getsize(tmp_path / "out" / temps[0]) > 0):
+                break                                   # the encoder is busy writing
+            time.sleep(0.02)
+        assert proc.poll() is None, proc.stderr.read().decode()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert b"KeyboardInterrupt" in err, err.decode()
+    assert listing(tmp_path / "out") == []
