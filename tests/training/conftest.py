@@ -18,10 +18,10 @@ def tiny_sets():
 
 @pytest.fixture(scope="session")
 def mm_pack(tmp_path_factory):
-    """8 Moving MNIST videos of 6 frames at 32x32, packed."""
+    """8 Moving MNIST videos of 10 frames at 32x32, packed."""
     from vidgan.data import make_moving_mnist
 
-    return make_moving_mnist(str(tmp_path_factory.mktemp("data") / "mm.vidpack"), videos=8, frames=6, digits=1,
+    return make_moving_mnist(str(tmp_path_factory.mktemp("data") / "mm.vidpack"), videos=8, frames=10, digits=1,
                              size=32, seed=3)
 
 
@@ -31,5 +31,6 @@ def make_cfg(mm_pack):
     def make(run_dir, **fields):
         overrides = dict(TINY_RUN, data=mm_pack)
         overrides.update(fields)
-        return TrainConfig.from_sources(str(run_dir), overrides=overrides, assignments=tiny_sets())
+        model = [f"model.{k}={overrides.pop(k)}" for k in ("resolution", "frames") if k in overrides]
+        return TrainConfig.from_sources(str(run_dir), overrides=overrides, assignments=tiny_sets() + model)
     return make

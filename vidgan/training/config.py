@@ -184,6 +184,9 @@ class TrainConfig:
             raise InputError(f"augment_p must be in [0, 1], got {self.augment_p}.")
         if self.augment_target is not None and not 0 < self.augment_target < 1:
             raise InputError(f"augment_target must be in (0, 1) or null, got {self.augment_target}.")
+        if self.eval_every and frames < 9:
+            raise InputError(f"eval_every needs clips of at least 9 frames for the I3D of FVD, but model.frames is "
+                             f"{frames}; set eval_every=0 or use --frames 9 or more.")
         if self.minutes is not None and not self.minutes > 0:
             raise InputError(f"minutes must be positive (or null for no limit), got {self.minutes}.")
         for name in ("r1_gamma", "gp_weight", "frame_weight", "clip_weight"):

@@ -100,6 +100,11 @@ class Trainer:
                                     keep_aspect=cfg.keep_aspect, hflip=cfg.hflip, mode="train", seed=cfg.seed)
         self._build_models()
         self.augment = VideoAugment(cfg.augment_p, cfg.augment)
+        self.fvd = None
+        if cfg.eval_every and self.main:                 # I3D and the real clips' list, checked up front
+            from vidgan.training.evaluation import PeriodicFVD
+
+            self.fvd = PeriodicFVD(cfg, self.device)
         self._resume()
         self.snapshot = self._snapshot()
 
@@ -365,6 +370,13 @@ class Trainer:
             return {}
         return reporter.samples(self.step, self.render_samples(), self.cfg.sample_fps)
 
+    def _evaluate(self, reporter: Reporter) -> None:
+        if self.fvd is not None:
+            rec = self.fvd(self.G_ema)
+            reporter.event(self.step, **rec)
+            reporter.write(f"step {self.step}: FVD {rec['fvd']:.2f} ({rec['fvd_clips']} clips, {rec['fvd_protocol']})")
+        D.barrier(self.dist)
+
     # ------------------------------------------------------------------ signals
     def _on_signal(self, signum, frame):
         if self._stop_signal:
@@ -458,6 +470,8 @@ class Trainer:
                                                      "augment_p": self.augment.p})
                     if cfg.sample_every and self.step % cfg.sample_every == 0:
                         samples = self._write_samples(rep)
+                    if cfg.eval_every and self.step % cfg.eval_every == 0:
+                        self._evaluate(rep)
                     if (cfg.ckpt_every and self.step % cfg.ckpt_every == 0) or stop:
                         self._save()
                     if stop:
