@@ -268,6 +268,7 @@ BAD = {
     "fps nan": (np.zeros((3, 8, 8, 3), np.uint8), {"fps": float("nan")}, "fps"),
     "crf": (np.zeros((3, 8, 8, 3), np.uint8), {"crf": 80}, "crf"),
     "pad mode": (np.zeros((3, 8, 8, 3), np.uint8), {"pad_mode": "mirror"}, "pad_mode"),
+    "preset": (np.zeros((3, 8, 8, 3), np.uint8), {"preset": "turbo"}, "x264 preset"),
     "torch rank": (torch.zeros(8, 8, 3, dtype=torch.uint8), {}, "shape"),
     "torch NaN": (torch.full((2, 8, 8, 3), float("nan")), {"input_range": (-1, 1)}, "NaN"),
 }

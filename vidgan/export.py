@@ -30,6 +30,7 @@ __all__ = ["write_video", "write_image", "to_uint8", "make_grid", "contact_sheet
 
 VIDEO_FORMATS = (".mp4", ".webm", ".gif")     # plus a folder of PNG frames (no extension or a trailing /)
 DEFAULT_CRF = {".mp4": 18, ".webm": 32}         # x264 CRF 0..51, VP9 CRF 0..63; lower = better
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 FRAME_NAME = "frame_{:06d}.png"                 # names inside a PNG-frame folder
 _FRAME_RE = re.compile(r"^frame_\d{6,}\.png$")
 _IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
@@ -426,6 +427,8 @@ def write_video(frames, path, fps: float = 16, crf: Optional[int] = None, input_
     crf = DEFAULT_CRF.get(kind) if crf is None else int(crf)
     if pad_mode not in ("edge", "black"):
         raise InputError(f"pad_mode={pad_mode!r} must be 'edge' or 'black'.")
+    if preset not in X264_PRESETS:
+        raise InputError(f"preset={preset!r} is not an x264 preset; use one of {', '.join(X264_PRESETS)}.")
     rng = _parse_range(input_range)
     _check_target(target, kind, overwrite)                    # refusals before reading any frame
     first, rest = _frame_source(frames, rng)                  # first frame checked before any file exists
