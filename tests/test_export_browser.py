@@ -158,6 +158,8 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 @pytest.fixture
 def chromium():
     exe = find_chromium()
+    if exe is not None and not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
+        pytest.fail(f"VIDGAN_CHROMIUM={exe} is not an executable file; point it at a Chromium binary or unset it.")
     if exe is None:
         pytest.skip("no Chromium binary found (install Debian's chromium or set VIDGAN_CHROMIUM)")
     return exe
