@@ -84,7 +84,9 @@ function sample() {{                          // mean colour of a 5x5 patch at e
     return s.map(Math.round);
   }};
   let lo = 255, hi = 0;
-  for (let i = 0; i < d.length; i += 4) {{ lo = Math.min(lo, d[i], d[i+1], d[i+2]); hi = Math.max(hi, d[i], d[i+1], d[i+2]); }}
+  for (let i = 0; i < d.length; i += 4) {{
+    lo = Math.min(lo, d[i], d[i + 1], d[i + 2]); hi = Math.max(hi, d[i], d[i + 1], d[i + 2]);
+  }}
   const qx = Math.floor(W / 4), qy = Math.floor(H / 4);
   return {{quads: [at(qx, qy), at(W - qx, qy), at(qx, H - qy), at(W - qx, H - qy)], lo: lo, hi: hi}};
 }}
@@ -177,7 +179,8 @@ def run_page(exe, folder, page):
     url = f"http://127.0.0.1:{server.server_address[1]}/{page}"
     cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--mute-audio", "--autoplay-policy=no-user-gesture-required", "--enable-logging=stderr", f"--user-data-dir={profile}", url]
+           "--mute-audio", "--autoplay-policy=no-user-gesture-required", "--enable-logging=stderr",
+           f"--user-data-dir={profile}", url]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
