@@ -126,3 +126,24 @@ def test_corrupt_newest_checkpoint_falls_back(tmp_path, make_cfg):
     (run / "checkpoints" / "step-00000003" / "train.json").write_text("{")
     with pytest.raises(CheckpointError, match="every one is corrupt"):
         train(make_cfg(run, steps=4), log=quiet)
+
+
+def test_channels_last_conversion_keeps_models_working():
+    from vidgan.models import ClipDiscriminator, FrameDiscriminator, ModelConfig, TemporalGenerator
+    from vidgan.training.loop import _to_channels_last
+
+    from .conftest import TINY_MODEL
+
+    cfg = ModelConfig(**TINY_MODEL)
+    torch.manual_seed(0)
+    G, Df, Dc = TemporalGenerator(cfg), FrameDiscriminator(cfg), ClipDiscriminator(cfg)
+    z, m = G.sample_content(2), G.sample_motion(2)
+    ref = G(z, m)
+    for mod in (G, Df, Dc):
+        _to_channels_last(mod)
+    conv = [p for mod in (G, Df, Dc) for p in mod.parameters() if p.ndim == 4]
+    assert conv and all(p.is_contiguous(memory_format=torch.channels_last) for p in conv)
+    out = G(z, m)
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+    (Df(out).sum() + Dc(out).sum()).backward()
+    assert all(torch.isfinite(p.grad).all() for p in G.parameters() if p.grad is not None)

@@ -61,6 +61,14 @@ def _cpu_clone(obj):
     return copy.deepcopy(obj)
 
 
+@torch.no_grad()
+def _to_channels_last(module: torch.nn.Module) -> None:
+    """channels_last (NHWC) storage for every 4D parameter (2D conv weights); the others stay as they are."""
+    for p in module.parameters():
+        if p.ndim == 4:
+            p.data = p.data.contiguous(memory_format=torch.channels_last)
+
+
 class Trainer:
     """Builds everything for one run from a TrainConfig; `run()` trains and returns a summary dict.
 
@@ -117,7 +125,7 @@ class Trainer:
         self.Dc = ClipDiscriminator(mc).to(dev).train()
         if cfg.channels_last and dev.type == "cuda":
             for m in (self.G, self.Df, self.Dc):
-                m.to(memory_format=torch.channels_last)
+                _to_channels_last(m)
         self.G_ema = make_ema(self.G)
         for m in (self.G, self.Df, self.Dc, self.G_ema):
             D.broadcast_module(m, self.dist)
@@ -342,6 +350,7 @@ class Trainer:
                                    f"lowered once; the run stops here and {where} (try a lower --lr, a larger "
                                    "r1_gamma, or --set amp=false).")
         self._restore(self.snapshot)
+        reporter.rewind(self.step)
         self.lr_scale *= 0.5
         self._set_lr()
         reporter.event(bad_step, event="nan", restored_step=self.step, lr_scale=self.lr_scale)

@@ -105,6 +105,15 @@ class Reporter:
         self.bar.set_postfix(post, refresh=False)
         self.bar.update(1)
 
+    def rewind(self, step: int) -> None:
+        """The run went back to `step` (NaN recovery): move the bar and drop the interval's partial sums."""
+        self.sums.clear()
+        self.counts.clear()
+        self.t_last, self.step_last = time.perf_counter(), step
+        if self.bar is not None:
+            self.bar.n = step
+            self.bar.refresh()
+
     def flush(self, step: int, extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         """Write the interval's means to stats.jsonl and TensorBoard; return the record."""
         now = time.perf_counter()
