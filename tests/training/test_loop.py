@@ -63,6 +63,9 @@ def test_resume_is_bit_exact_and_outputs_are_written(tmp_path, make_cfg):
     for k, v in sb.items():
         assert torch.equal(sa_d[k], v) if torch.is_tensor(v) else sa_d[k] == v
 
+    steps_b = [json.loads(line)["step"] for line in (b / "stats.jsonl").read_text().splitlines()]
+    assert steps_b == [1, 2, 3, 4]                                          # one curve across the resume
+
     # outputs of run a
     assert [s for s, _ in list_checkpoints(a)] == [3, 4]                    # keep=2
     stats = [json.loads(line) for line in (a / "stats.jsonl").read_text().splitlines()]
