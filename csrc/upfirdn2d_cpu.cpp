@@ -22,16 +22,31 @@
 
 #include "upfirdn2d.h"
 
+// The per-plane loops are compiled for several x86-64 levels (AVX-512, AVX2+FMA, baseline)
+// and the best one for the running CPU is picked at load time.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && __GNUC__ >= 12
+#define VIDGAN_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define VIDGAN_CPU_CLONES
+#endif
+// Helpers are forced inline so each clone gets its own vector code.
+#if defined(__GNUC__)
+#define VIDGAN_INLINE inline __attribute__((always_inline))
+#else
+#define VIDGAN_INLINE inline
+#endif
+
 namespace vidgan {
 namespace {
 
 // act(v) * gain, with the activation fixed at compile time.
 template <Act A, typename T>
-inline T activate(T v, T alpha, T gain) {
+VIDGAN_INLINE T activate(T v, T alpha, T gain) {
+  // Branch-free (max/min) so the loops over a row vectorize; NaN stays NaN.
   if constexpr (A == Act::LRelu) {
-    return (v > T(0) ? v : v * alpha) * gain;
+    return (std::max(v, T(0)) + alpha * std::min(v, T(0))) * gain;
   } else if constexpr (A == Act::Relu) {
-    return (v > T(0) ? v : T(0)) * gain;
+    return std::max(v, T(0)) * gain;
   } else {
     return v;
   }
@@ -39,7 +54,7 @@ inline T activate(T v, T alpha, T gain) {
 
 // d(act(v) * gain)/dv read off the output y (sign-preserving activations, gain > 0).
 template <Act A, typename T>
-inline T act_slope(T y, T alpha, T gain) {
+VIDGAN_INLINE T act_slope(T y, T alpha, T gain) {
   if constexpr (A == Act::LRelu) {
     return y > T(0) ? gain : alpha * gain;
   } else if constexpr (A == Act::Relu) {
@@ -59,25 +74,19 @@ struct Epi {
         lo(p.clamp >= 0 ? T(-p.clamp) : -std::numeric_limits<T>::infinity()),
         hi(p.clamp >= 0 ? T(p.clamp) : std::numeric_limits<T>::infinity()) {}
   template <Act A>
-  inline T apply(T v) const {
+  VIDGAN_INLINE T apply(T v) const {
     return std::min(std::max(activate<A>(v, alpha, gain), lo), hi);
   }
   template <Act A>
-  inline T slope(T y) const {  // gradient mask, clamp included (zero where the clamp was hit)
+  VIDGAN_INLINE T slope(T y) const {  // gradient mask, clamp included (zero where the clamp was hit)
     const T ay = y < T(0) ? -y : y;
     return ay < hi ? act_slope<A>(y, alpha, gain) : T(0);
   }
 };
 
-// a[i] += w * s[i]
-template <typename T>
-inline void axpy(T* __restrict a, const T* __restrict s, T w, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) a[i] += w * s[i];
-}
-
 // Deterministic sum with 16 independent partial sums (so it vectorizes).
 template <typename T>
-inline T block_sum(const T* __restrict s, int64_t n) {
+VIDGAN_INLINE T block_sum(const T* __restrict s, int64_t n) {
   T part[16] = {};
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
@@ -88,15 +97,15 @@ inline T block_sum(const T* __restrict s, int64_t n) {
   return total;
 }
 
-// One output row: the P phase accumulators (each `stride` long) interleaved, plus bias and epilogue.
+// out[ox] = epilogue(phase[ox % P][ox / P] + b) for one output row (P phase pointers).
 template <Act A, typename scalar_t, typename T>
-void write_row(scalar_t* __restrict out, const T* __restrict acc, int64_t P, int64_t stride, int64_t ow, T b,
-               const Epi<T>& e) {
+VIDGAN_INLINE void write_row(scalar_t* __restrict out, const T* const* phase, int64_t P, int64_t ow, T b, const Epi<T>& e) {
   if (P == 1) {
-    for (int64_t i = 0; i < ow; ++i) out[i] = static_cast<scalar_t>(e.template apply<A>(acc[i] + b));
+    const T* __restrict a0 = phase[0];
+    for (int64_t i = 0; i < ow; ++i) out[i] = static_cast<scalar_t>(e.template apply<A>(a0[i] + b));
   } else if (P == 2) {
-    const T* __restrict a0 = acc;
-    const T* __restrict a1 = acc + stride;
+    const T* __restrict a0 = phase[0];
+    const T* __restrict a1 = phase[1];
     const int64_t half = ow / 2;
     for (int64_t m = 0; m < half; ++m) {
       out[2 * m] = static_cast<scalar_t>(e.template apply<A>(a0[m] + b));
@@ -105,123 +114,272 @@ void write_row(scalar_t* __restrict out, const T* __restrict acc, int64_t P, int
     if (ow & 1) out[ow - 1] = static_cast<scalar_t>(e.template apply<A>(a0[half] + b));
   } else {
     for (int64_t r = 0; r < P && r < ow; ++r) {
-      const T* __restrict ar = acc + r * stride;
+      const T* __restrict ar = phase[r];
       for (int64_t ox = r, m = 0; ox < ow; ox += P, ++m)
         out[ox] = static_cast<scalar_t>(e.template apply<A>(ar[m] + b));
     }
   }
 }
 
-// Column phase: output columns ox = r, r + P, ... share taps k0, k0 + up, ... and read
-// input columns ib + j + m * D for tap j of the m-th column.
-struct XPhase {
-  int64_t count = 0;  // output columns in this phase
-  int64_t ib = 0;     // input column of the first tap of the first column
-  int64_t k0 = 0;     // first filter column
-  int64_t ntaps = 0;  // taps that hit a non-zero sample
+// Polyphase plan along one axis. Output samples o = r, r + P, r + 2P, ... (phase r) use the
+// same taps k0, k0 + up, ... and read input samples ib + j + m * D (tap j, m-th sample of
+// the phase). The scratch keeps the input samples [lo, hi) split into D interleaved
+// sub-lines of length L (sample i -> sub-line (i - lo) % D, position (i - lo) / D), so
+// those reads are consecutive.
+struct Axis {
+  struct Phase {
+    int64_t count = 0;  // output samples in the phase
+    int64_t ib = 0;     // input sample of tap 0 for the first output sample
+    int64_t k0 = 0;     // first filter tap
+    int64_t ntaps = 0;  // taps that land on non-zero samples of the zero-inserted signal
+  };
+  int64_t P = 1, D = 1, lo = 0, L = 0, maxcount = 0;
+  std::vector<Phase> ph;
+
+  Axis(int64_t in, int64_t out, int64_t up, int64_t down, int64_t pad0, int64_t taps) {
+    const int64_t g = std::gcd(up, down);
+    P = up / g;
+    D = down / g;
+    ph.resize(P);
+    int64_t hi = in;
+    for (int64_t r = 0; r < P; ++r) {
+      Phase& q = ph[r];
+      const int64_t s = r * down - pad0;
+      q.k0 = floor_mod(-s, up);
+      q.ib = floor_div(s + q.k0, up);
+      q.ntaps = q.k0 < taps ? (taps - 1 - q.k0) / up + 1 : 0;
+      q.count = r < out ? (out - 1 - r) / P + 1 : 0;
+      maxcount = std::max(maxcount, q.count);
+      if (q.count > 0 && q.ntaps > 0) {
+        lo = std::min(lo, q.ib);
+        hi = std::max(hi, q.ib + q.ntaps + (q.count - 1) * D);
+      }
+    }
+    L = (hi - lo + D - 1) / D;
+  }
+  int64_t sub(int64_t i) const { return (i - lo) % D; }  // sub-line of input sample i
+  int64_t pos(int64_t i) const { return (i - lo) / D; }  // its position in the sub-line
 };
+
+// out[i] = sum_t w[t] * base[off[t] + i] for i < n, accumulated in registers (four
+// 64-byte vectors at a time) so each output is stored once whatever the number of taps.
+template <typename T>
+VIDGAN_INLINE void multi_tap(T* __restrict out, const T* __restrict base, const int64_t* __restrict off,
+                             const T* __restrict w, int64_t k, int64_t n) {
+  if (k == 0) {
+    std::fill(out, out + n, T(0));
+    return;
+  }
+  int64_t i = 0;
+#if defined(__GNUC__)
+  // GCC/clang vector extension: lowered to AVX-512, AVX2 or SSE by each clone.
+  typedef T V __attribute__((vector_size(64), aligned(alignof(T))));
+  constexpr int64_t kLanes = 64 / sizeof(T);
+  for (; i + 4 * kLanes <= n; i += 4 * kLanes) {
+    const T* s = base + off[0] + i;
+    const T w0 = w[0];
+    V a0 = *reinterpret_cast<const V*>(s) * w0;
+    V a1 = *reinterpret_cast<const V*>(s + kLanes) * w0;
+    V a2 = *reinterpret_cast<const V*>(s + 2 * kLanes) * w0;
+    V a3 = *reinterpret_cast<const V*>(s + 3 * kLanes) * w0;
+    for (int64_t t = 1; t < k; ++t) {
+      const T* st = base + off[t] + i;
+      const T wt = w[t];
+      a0 += *reinterpret_cast<const V*>(st) * wt;
+      a1 += *reinterpret_cast<const V*>(st + kLanes) * wt;
+      a2 += *reinterpret_cast<const V*>(st + 2 * kLanes) * wt;
+      a3 += *reinterpret_cast<const V*>(st + 3 * kLanes) * wt;
+    }
+    *reinterpret_cast<V*>(out + i) = a0;
+    *reinterpret_cast<V*>(out + i + kLanes) = a1;
+    *reinterpret_cast<V*>(out + i + 2 * kLanes) = a2;
+    *reinterpret_cast<V*>(out + i + 3 * kLanes) = a3;
+  }
+  for (; i + kLanes <= n; i += kLanes) {
+    V a0 = *reinterpret_cast<const V*>(base + off[0] + i) * w[0];
+    for (int64_t t = 1; t < k; ++t) a0 += *reinterpret_cast<const V*>(base + off[t] + i) * w[t];
+    *reinterpret_cast<V*>(out + i) = a0;
+  }
+#endif
+  for (; i < n; ++i) {
+    T v = w[0] * base[off[0] + i];
+    for (int64_t t = 1; t < k; ++t) v += w[t] * base[off[t] + i];
+    out[i] = v;
+  }
+}
+
+// One input line into its scratch sub-line: d[k] = value(k * S) for k < n, where value is
+// the input converted to T, or for GradMask dy * mask(y). S = 0 means the runtime `step`.
+template <int S, bool GRAD, typename scalar_t, typename T>
+VIDGAN_INLINE void load_line(T* __restrict d, const scalar_t* __restrict x, const scalar_t* __restrict y, int64_t n,
+                             int64_t step, T gain_pos, T gain_neg, T mask_hi) {
+  const int64_t st = S > 0 ? S : step;
+  for (int64_t k = 0; k < n; ++k) {
+    if constexpr (GRAD) {
+      const T yv = T(y[k * st]);
+      const T m = yv > T(0) ? gain_pos : gain_neg;
+      d[k] = std::abs(yv) < mask_hi ? T(x[k * st]) * m : T(0);
+    } else {
+      d[k] = T(x[k * st]);
+    }
+  }
+}
+
+// Everything the per-plane loop needs, computed once per call.
+//
+// Scratch layout per plane: D_x sub-planes, each [rows][Lx] where rows = D_y * Ly (input
+// rows split into D_y interleaved sub-columns). Consecutive outputs of one (row phase,
+// column phase) then read consecutive rows and columns of one sub-plane, so each filter
+// tap is a single multiply-add over the flattened [band rows, Lx] window.
+template <typename scalar_t, typename T>
+struct NchwPlan {
+  Upfirdn2dParams p;
+  Mode mode;
+  Act act;                // BiasAct: activation; GradMask: activation whose mask is applied
+  Axis ax, ay;            // column and row polyphase plans
+  int64_t sub_plane;      // scratch elements per sub-plane: D_y * Ly * Lx
+  int64_t band;           // output-row groups per accumulator band (sized for the L2 cache)
+  std::vector<int64_t> row_off;              // [H] scratch offset of input row iy
+  std::vector<int64_t> col_i0, col_n, col_off;  // [D_x] first input column, count, scratch offset
+  std::vector<int64_t> pair_first, pair_k;   // [Py*Px] taps of each phase pair: first index, count
+  std::vector<int64_t> tap_off;              // scratch offset read by each tap (for band row 0)
+  std::vector<T> tap_w;                      // weight of each tap
+  T gain_pos, gain_neg, mask_hi;  // GradMask: mask = (y > 0 ? gain_pos : gain_neg) * (|y| < mask_hi)
+  const scalar_t* x;
+  const scalar_t* y;
+  const T* bias;
+  T* bias_sum;
+  scalar_t* out;
+  Epi<T> out_epi;  // what the output rows get: activation / clamp for BiasAct, identity otherwise
+
+  NchwPlan(const Upfirdn2dParams& p_, Mode mode_, const KernelArgs& a)
+      : p(p_),
+        mode(mode_),
+        act(mode_ == Mode::Plain ? Act::Linear : p_.act),
+        ax(p_.in_w, p_.out_w, p_.upx, p_.downx, p_.padx0, p_.fw),
+        ay(p_.in_h, p_.out_h, p_.upy, p_.downy, p_.pady0, p_.fh),
+        x(a.x.data_ptr<scalar_t>()),
+        y(mode_ == Mode::GradMask ? a.y.data_ptr<scalar_t>() : nullptr),
+        bias((mode_ == Mode::BiasAct && p_.has_bias) ? a.bias.data_ptr<T>() : nullptr),
+        bias_sum((mode_ == Mode::GradMask && p_.has_bias) ? a.bias_sum.data_ptr<T>() : nullptr),
+        out(a.out.data_ptr<scalar_t>()),
+        out_epi(mode_ == Mode::BiasAct ? p_ : Upfirdn2dParams{}) {
+    const int64_t Lx = ax.L;
+    sub_plane = ay.D * ay.L * Lx;
+    const int64_t budget = int64_t(256) << 10;
+    band = std::max<int64_t>(1, std::min<int64_t>(ay.maxcount, budget / int64_t(sizeof(T) * ax.P * ay.P * Lx)));
+    row_off.resize(p.in_h);
+    for (int64_t iy = 0; iy < p.in_h; ++iy) row_off[iy] = (ay.sub(iy) * ay.L + ay.pos(iy)) * Lx;
+    for (int64_t q = 0; q < ax.D; ++q) {
+      const int64_t i0 = floor_mod(q + ax.lo, ax.D);  // first input column in sub-line q
+      if (i0 >= p.in_w) continue;
+      col_i0.push_back(i0);
+      col_n.push_back((p.in_w - 1 - i0) / ax.D + 1);
+      col_off.push_back(q * sub_plane + ax.pos(i0));
+    }
+    const T* w = a.w.data_ptr<T>();
+    for (int64_t ry = 0; ry < ay.P; ++ry) {
+      for (int64_t rx = 0; rx < ax.P; ++rx) {
+        const Axis::Phase& qy = ay.ph[ry];
+        const Axis::Phase& qx = ax.ph[rx];
+        pair_first.push_back(int64_t(tap_off.size()));
+        for (int64_t jy = 0; jy < qy.ntaps; ++jy) {
+          const int64_t iy = qy.ib + jy;
+          for (int64_t jx = 0; jx < qx.ntaps; ++jx) {
+            const int64_t ix = qx.ib + jx;
+            tap_off.push_back((ay.sub(iy) * ay.L + ay.pos(iy)) * Lx + ax.sub(ix) * sub_plane + ax.pos(ix));
+            tap_w.push_back(w[(qy.k0 + jy * p.upy) * p.fw + qx.k0 + jx * p.upx]);
+          }
+        }
+        pair_k.push_back(int64_t(tap_off.size()) - pair_first.back());
+      }
+    }
+    const Epi<T> e(p);
+    gain_pos = act == Act::Linear ? T(1) : T(p.act_gain);
+    gain_neg = act == Act::Linear ? T(1) : act == Act::Relu ? T(0) : T(p.alpha * p.act_gain);
+    mask_hi = e.hi;
+  }
+};
+
+// Load one input plane into the scratch (zero margins, sub-lines); returns its sum.
+template <int S, bool GRAD, typename scalar_t, typename T>
+VIDGAN_INLINE void load_plane(const NchwPlan<scalar_t, T>& c, int64_t plane, T* scratch) {
+  const int64_t H = c.p.in_h, W = c.p.in_w;
+  for (int64_t iy = 0; iy < H; ++iy) {
+    const scalar_t* xrow = c.x + (plane * H + iy) * W;
+    const scalar_t* yrow = GRAD ? c.y + (plane * H + iy) * W : nullptr;
+    T* dst = scratch + c.row_off[iy];
+    for (size_t q = 0; q < c.col_i0.size(); ++q) {
+      const int64_t i0 = c.col_i0[q];
+      load_line<S, GRAD>(dst + c.col_off[q], xrow + i0, GRAD ? yrow + i0 : nullptr, c.col_n[q], c.ax.D,
+                         c.gain_pos, c.gain_neg, c.mask_hi);
+    }
+  }
+}
+
+// Planes [begin, end) of the NCHW kernel.
+template <typename scalar_t, typename T>
+VIDGAN_CPU_CLONES void nchw_planes(const NchwPlan<scalar_t, T>& c, int64_t begin, int64_t end) {
+  const Upfirdn2dParams& p = c.p;
+  const Axis& ax = c.ax;
+  const Axis& ay = c.ay;
+  const int64_t OH = p.out_h, OW = p.out_w;
+  const int64_t Lx = ax.L, Px = ax.P, Py = ay.P, band = c.band, phase_stride = band * Lx;
+  const bool grad = c.mode == Mode::GradMask;
+  std::vector<T> scratch(ax.D * c.sub_plane);
+  std::vector<T> acc(Py * Px * phase_stride);
+  std::vector<const T*> phase_ptr(Px);
+  std::vector<int64_t> offs(c.tap_off.size());
+  for (int64_t plane = begin; plane < end; ++plane) {
+    // 1. The plane in the accumulation dtype (GradMask: dy * mask(y)), zero margins,
+    //    rows and columns split into their sub-lines.
+    std::fill(scratch.begin(), scratch.end(), T(0));
+    if (ax.D == 1) {
+      grad ? load_plane<1, true>(c, plane, scratch.data()) : load_plane<1, false>(c, plane, scratch.data());
+    } else if (ax.D == 2) {
+      grad ? load_plane<2, true>(c, plane, scratch.data()) : load_plane<2, false>(c, plane, scratch.data());
+    } else {
+      grad ? load_plane<0, true>(c, plane, scratch.data()) : load_plane<0, false>(c, plane, scratch.data());
+    }
+    if (c.bias_sum) c.bias_sum[plane] = block_sum(scratch.data(), int64_t(scratch.size()));
+    const T b = c.bias ? c.bias[plane % p.c] : T(0);
+    scalar_t* out_plane = c.out + plane * OH * OW;
+
+    for (int64_t tb = 0; tb < ay.maxcount; tb += band) {
+      // 2. Each (row phase, column phase) of this band of output rows: all its taps in one
+      //    register-blocked pass over the flattened [band rows, Lx] window.
+      for (size_t t = 0; t < offs.size(); ++t) offs[t] = c.tap_off[t] + tb * Lx;
+      for (int64_t ry = 0; ry < Py; ++ry) {
+        const int64_t nt = std::min(band, ay.ph[ry].count - tb);
+        if (nt <= 0) continue;
+        for (int64_t rx = 0; rx < Px; ++rx) {
+          const int64_t count = ax.ph[rx].count;
+          if (count == 0) continue;
+          const int64_t pair = ry * Px + rx, first = c.pair_first[pair];
+          multi_tap(acc.data() + pair * phase_stride, scratch.data(), offs.data() + first, c.tap_w.data() + first,
+                    c.pair_k[pair], (nt - 1) * Lx + count);
+        }
+      }
+      // 3. Interleave the phases into output rows, with bias / activation / clamp.
+      const int64_t oy_end = std::min(OH, (tb + band) * Py);
+      for (int64_t oy = tb * Py; oy < oy_end; ++oy) {
+        const int64_t ry = oy % Py, t = oy / Py - tb;
+        for (int64_t rx = 0; rx < Px; ++rx) phase_ptr[rx] = acc.data() + (ry * Px + rx) * phase_stride + t * Lx;
+        scalar_t* orow = out_plane + oy * OW;
+        switch (c.mode == Mode::BiasAct ? c.act : Act::Linear) {
+          case Act::LRelu: write_row<Act::LRelu>(orow, phase_ptr.data(), Px, OW, b, c.out_epi); break;
+          case Act::Relu: write_row<Act::Relu>(orow, phase_ptr.data(), Px, OW, b, c.out_epi); break;
+          default: write_row<Act::Linear>(orow, phase_ptr.data(), Px, OW, b, c.out_epi);
+        }
+      }
+    }
+  }
+}
 
 template <typename scalar_t, typename T>
 void nchw_kernel(const Upfirdn2dParams& p, Mode mode, const KernelArgs& a) {
-  const int64_t H = p.in_h, W = p.in_w, OH = p.out_h, OW = p.out_w, NC = p.n * p.c;
-  const int64_t g = std::gcd(p.upx, p.downx), P = p.upx / g, D = p.downx / g;
-
-  // Column phases and the scratch column range [lo, hi) they read.
-  std::vector<XPhase> phases(P);
-  int64_t lo = 0, hi = W, stride = 1;
-  for (int64_t r = 0; r < P; ++r) {
-    XPhase& q = phases[r];
-    const int64_t s = r * p.downx - p.padx0;
-    q.k0 = floor_mod(-s, p.upx);
-    q.ib = floor_div(s + q.k0, p.upx);
-    q.ntaps = q.k0 < p.fw ? (p.fw - 1 - q.k0) / p.upx + 1 : 0;
-    q.count = r < OW ? (OW - 1 - r) / P + 1 : 0;
-    stride = std::max(stride, q.count);
-    if (q.count > 0 && q.ntaps > 0) {
-      lo = std::min(lo, q.ib);
-      hi = std::max(hi, q.ib + q.ntaps + (q.count - 1) * D);
-    }
-  }
-  const int64_t Wq = (hi - lo + D - 1) / D;  // length of one interleaved sub-row
-  const int64_t row_len = D * Wq;             // scratch floats per input row
-
-  const T* w = a.w.data_ptr<T>();
-  const scalar_t* x = a.x.data_ptr<scalar_t>();
-  const scalar_t* y = mode == Mode::GradMask ? a.y.data_ptr<scalar_t>() : nullptr;
-  const T* bias = (mode == Mode::BiasAct && p.has_bias) ? a.bias.data_ptr<T>() : nullptr;
-  T* bias_sum = (mode == Mode::GradMask && p.has_bias) ? a.bias_sum.data_ptr<T>() : nullptr;
-  scalar_t* out = a.out.data_ptr<scalar_t>();
-  const Epi<T> epi(p);
-  const Epi<T> plain(Upfirdn2dParams{});  // linear, no clamp
-  const Act act = mode == Mode::Plain ? Act::Linear : p.act;
-
-  at::parallel_for(0, NC, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> scratch(H * row_len);
-    std::vector<T> acc(P * stride);
-    for (int64_t plane = begin; plane < end; ++plane) {
-      // 1. The plane in the accumulation dtype, zero margins, columns split into D sub-rows.
-      std::fill(scratch.begin(), scratch.end(), T(0));
-      for (int64_t iy = 0; iy < H; ++iy) {
-        const scalar_t* src = x + (plane * H + iy) * W;
-        T* dst = scratch.data() + iy * row_len;
-        if (mode == Mode::GradMask) {
-          const scalar_t* ysrc = y + (plane * H + iy) * W;
-          for (int64_t q = 0; q < D; ++q) {
-            const int64_t i0 = floor_mod(q + lo, D);  // first column whose (i - lo) % D == q
-            T* d = dst + q * Wq + (i0 - lo) / D;
-            const int64_t cnt = i0 < W ? (W - 1 - i0) / D + 1 : 0;
-            switch (act) {
-              case Act::LRelu:
-                for (int64_t k = 0; k < cnt; ++k)
-                  d[k] = T(src[i0 + k * D]) * epi.template slope<Act::LRelu>(T(ysrc[i0 + k * D]));
-                break;
-              case Act::Relu:
-                for (int64_t k = 0; k < cnt; ++k)
-                  d[k] = T(src[i0 + k * D]) * epi.template slope<Act::Relu>(T(ysrc[i0 + k * D]));
-                break;
-              default:
-                for (int64_t k = 0; k < cnt; ++k)
-                  d[k] = T(src[i0 + k * D]) * epi.template slope<Act::Linear>(T(ysrc[i0 + k * D]));
-            }
-          }
-        } else if (D == 1) {
-          T* d = dst - lo;
-          for (int64_t i = 0; i < W; ++i) d[i] = T(src[i]);
-        } else {
-          for (int64_t i = 0; i < W; ++i) dst[((i - lo) % D) * Wq + (i - lo) / D] = T(src[i]);
-        }
-      }
-      if (bias_sum) bias_sum[plane] = block_sum(scratch.data(), H * row_len);
-      const T b = bias ? bias[plane % p.c] : T(0);
-      scalar_t* out_plane = out + plane * OH * OW;
-
-      // 2. Each output row: its row taps, then per column phase its column taps.
-      for (int64_t oy = 0; oy < OH; ++oy) {
-        std::fill(acc.begin(), acc.end(), T(0));
-        const int64_t s = oy * p.downy - p.pady0;
-        const int64_t k0y = floor_mod(-s, p.upy);
-        for (int64_t ky = k0y, iy = floor_div(s + k0y, p.upy); ky < p.fh; ky += p.upy, ++iy) {
-          if (iy < 0 || iy >= H) continue;  // zero padding
-          const T* srow = scratch.data() + iy * row_len;
-          const T* wrow = w + ky * p.fw;
-          for (int64_t r = 0; r < P; ++r) {
-            const XPhase& q = phases[r];
-            T* ar = acc.data() + r * stride;
-            for (int64_t j = 0; j < q.ntaps; ++j) {
-              const int64_t off = q.ib + j - lo;
-              axpy(ar, srow + (off % D) * Wq + off / D, wrow[q.k0 + j * p.upx], q.count);
-            }
-          }
-        }
-        scalar_t* orow = out_plane + oy * OW;
-        switch (mode == Mode::BiasAct ? act : Act::Linear) {
-          case Act::LRelu: write_row<Act::LRelu>(orow, acc.data(), P, stride, OW, b, epi); break;
-          case Act::Relu: write_row<Act::Relu>(orow, acc.data(), P, stride, OW, b, epi); break;
-          default: write_row<Act::Linear>(orow, acc.data(), P, stride, OW, b, mode == Mode::BiasAct ? epi : plain);
-        }
-      }
-    }
-  });
+  const NchwPlan<scalar_t, T> plan(p, mode, a);
+  at::parallel_for(0, p.n * p.c, 1, [&](int64_t begin, int64_t end) { nchw_planes(plan, begin, end); });
 }
 
 // channels_last: x [N, H, W, C] and out [N, OH, OW, C] in memory. Plain / BiasAct only.
