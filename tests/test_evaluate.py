@@ -102,7 +102,7 @@ def test_model_against_real_data(sources, tiny_model):
     assert r["seeds"] == [5, 8]  # run r uses clips seed + r*N ...
     assert r["checkpoint"] == os.path.abspath(tiny_model) and r["truncation"] == 1.0
     assert all(np.isfinite(r["runs"])) and min(r["runs"]) > 0
-    with pytest.raises(InputError, match="differs from the model"):
+    with pytest.warns(UserWarning, match="biased"), pytest.raises(InputError, match="differs from the model"):
         evaluate(a, checkpoint=tiny_model, resolution=64, **SMALL)
 
 
