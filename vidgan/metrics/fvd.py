@@ -40,8 +40,11 @@ PROTOCOL = {
     "feature": "logits: the 400 pre-softmax Kinetics-400 logits of the I3D Logits end point "
                "(2x7x7 average pool, 1x1x1 conv, mean over time)",
     "statistics": "float64 mean and unbiased (N - 1) covariance of the N feature vectors",
-    "distance": "|mu1 - mu2|^2 + tr S1 + tr S2 - 2 tr sqrt(S1^1/2 S2 S1^1/2), float64 symmetric "
-                "eigendecompositions, eigenvalues below zero clipped",
+    "distance": "|mu1 - mu2|^2 + tr S1 + tr S2 - 2 tr sqrt(S1 S2), the last term as the sum of singular values "
+                "of S2^1/2 S1^1/2 (roots from symmetric eigendecompositions, eigenvalues at rounding level set to "
+                "0), float64",
+    "real_clips": "vidgan eval: vidgan.data.VideoDataset eval-mode clip list (eval_clips=N, seed 0) at the model's "
+                  "resolution, quantised to uint8 like generated clips; N = 2048 by default",
     "companions": "frame_fd: Frechet distance of 1024-d per-frame features (the I3D with each kernel summed over "
                   "time, i.e. its response to a frozen frame; Mixed_5c spatial mean), 4 evenly spaced frames per "
                   "clip; content_distance: per clip the mean pairwise L2 distance between those 4 frame features, "
