@@ -99,6 +99,10 @@ def export(args, cfg, summary):
         "commands": ["python examples/train_default_model.py", "make default-model"],
         "made_with": {"torch": torch.__version__, "python": platform.python_version()},
     }
+    tc = meta["training"]["train_config"]
+    for key in ("data", "run_dir"):                       # paths relative to the repository, when inside it
+        if tc.get(key) and os.path.abspath(tc[key]).startswith(ROOT + os.sep):
+            tc[key] = os.path.relpath(os.path.abspath(tc[key]), ROOT)
     G.meta = meta
     save_model(args.export, G, meta=meta)
     clips = generate(G, seed=0, num=6, frames=16)        # uint8 [6, 16, 64, 64, 3]
