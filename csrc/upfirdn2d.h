@@ -48,9 +48,9 @@ struct KernelArgs {
   at::Tensor bias_sum; // GradMask with has_bias: per-plane sums, accumulation dtype [N * C]
 };
 
-// Floor division / modulo that are right for negative numerators (d > 0).
-inline int64_t floor_div(int64_t a, int64_t d) { return (a >= 0) ? a / d : -((-a + d - 1) / d); }
-inline int64_t floor_mod(int64_t a, int64_t d) { return a - floor_div(a, d) * d; }
+// Floor division / modulo that are right for negative numerators (d > 0); host and device.
+C10_HOST_DEVICE inline int64_t floor_div(int64_t a, int64_t d) { return (a >= 0) ? a / d : -((-a + d - 1) / d); }
+C10_HOST_DEVICE inline int64_t floor_mod(int64_t a, int64_t d) { return a - floor_div(a, d) * d; }
 
 // Accumulation dtype: double for double, float for everything else.
 inline at::ScalarType acc_dtype(at::ScalarType t) {

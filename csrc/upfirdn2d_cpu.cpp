@@ -155,7 +155,9 @@ struct Axis {
         hi = std::max(hi, q.ib + q.ntaps + (q.count - 1) * D);
       }
     }
-    L = (hi - lo + D - 1) / D;
+    // At least maxcount: accumulator rows are L apart and hold `count` outputs of any phase,
+    // including phases no tap reaches.
+    L = std::max((hi - lo + D - 1) / D, maxcount);
   }
   int64_t sub(int64_t i) const { return (i - lo) % D; }  // sub-line of input sample i
   int64_t pos(int64_t i) const { return (i - lo) / D; }  // its position in the sub-line

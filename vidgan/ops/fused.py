@@ -101,8 +101,8 @@ def _impl(impl: Optional[str], device: torch.device, op: str) -> str:
         if _ext.ext() is None:
             raise RuntimeError(f"{op}: impl='ext' was requested but the compiled extension is not available "
                                f"({_ext.ERROR}); {_ext.BUILD_HINT}.")
-        raise RuntimeError(f"{op}: impl='ext' was requested for a tensor on {device}, but vidgan._C was built "
-                           f"without kernels for it; rebuild with VIDGAN_CUDA=1 on a machine with nvcc.")
+        raise RuntimeError(f"{op}: impl='ext' was requested, but vidgan._C has no kernels for {device.type} "
+                           f"tensors (CUDA kernels need a build with VIDGAN_CUDA=1 on a machine with nvcc).")
     return "reference"
 
 

@@ -89,6 +89,9 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: IntPair = 1, down: IntPair =
     downx, downy = pair(down, "down")
     px0, px1, py0, py1 = pad4(padding)
     n, c, h, w = x.shape
+    if n * c == 0:  # empty batch or no channels: an empty result (still attached to x's graph)
+        oh, ow = output_size(h, w, f, (upx, upy), (downx, downy), (px0, px1, py0, py1))
+        return x.new_zeros((n, c, oh, ow)) + x.sum()
     # Zero insertion: x at every up-th pixel.                     [N, C, H*upy, W*upx]
     x = x.reshape(n, c, h, 1, w, 1)
     x = F.pad(x, [0, upx - 1, 0, 0, 0, upy - 1])
