@@ -76,6 +76,7 @@ def test_resume_is_bit_exact_and_outputs_are_written(tmp_path, make_cfg):
         assert (a / "samples" / f"step-{step:08d}.mp4").stat().st_size > 0
         assert (a / "samples" / f"step-{step:08d}.png").stat().st_size > 0
     assert res["samples"]["video"].endswith("step-00000004.mp4")
+    assert (a / "samples" / "reals.png").stat().st_size > 0 and not (b / "samples").exists()
     cfg_json = json.loads((ca / "config.json").read_text())
     assert cfg_json["meta"]["training"]["steps"] == 4
     import vidgan

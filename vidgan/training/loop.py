@@ -374,6 +374,17 @@ class Trainer:
                     out.append(self.G_ema(z, m).float().cpu())
         return to_uint8(torch.cat(out).nan_to_num_(0.0).clamp_(-1, 1))
 
+    def _write_reals(self) -> None:
+        """samples/reals.png once per run directory: a contact sheet of training clips, to compare samples with."""
+        path = self.run_dir / "samples" / "reals.png"
+        if not self.main or not self.cfg.sample_every or path.exists():
+            return
+        from vidgan.export import contact_sheet, to_uint8, write_image
+
+        n = min(8, len(self.dataset), self.cfg.sample_num)
+        clips = torch.stack([self.dataset[(i, self.cfg.seed)] for i in range(n)])   # [n, 3, T, H, W]
+        write_image(contact_sheet(to_uint8(clips)), str(path))
+
     def _write_samples(self, reporter: Reporter) -> Dict[str, str]:
         if not self.main:
             return {}
@@ -448,6 +459,7 @@ class Trainer:
         last: Dict[str, Any] = {}
         ada_sum, ada_n = 0.0, 0
         loader = self._loader()
+        self._write_reals()
         try:
             with self._signals():
                 while self.step < cfg.steps:
@@ -494,8 +506,8 @@ class Trainer:
         seconds = time.perf_counter() - t0
         done = self.step - start_step
         ckpts = list_checkpoints(self.run_dir)
-        summary = {"run_dir": str(self.run_dir), "device": str(self.device), "step": self.step, "start_step": start_step, "steps_run": done,
-                   "resumed_from": self.resumed_from, "stopped": stopped, "seconds": seconds,
+        summary = {"run_dir": str(self.run_dir), "device": str(self.device), "step": self.step,
+                   "start_step": start_step, "steps_run": done, "resumed_from": self.resumed_from, "stopped": stopped, "seconds": seconds,
                    "sec_per_step": seconds / done if done else None,
                    "kimg": self.step * cfg.batch / 1000.0, "nan_events": self.nan_events,
                    "checkpoint": str(ckpts[-1][1]) if ckpts else None, "samples": samples,
