@@ -117,6 +117,9 @@ def main(argv=None):
     os.makedirs(os.path.dirname(os.path.abspath(args.data)), exist_ok=True)
     build_data(args.data)
     cfg, summary = train_model(args)
+    if summary["stopped"] == "signal":
+        print("stopped by a signal: the checkpoint is saved; run the same command again to continue (and export).")
+        return 0
     if not args.no_export:
         export(args, cfg, summary)
     return 0
