@@ -15,7 +15,6 @@ learning rates and goes on; a second one stops the run, leaving the checkpoints 
 """
 import contextlib
 import copy
-import math
 import os
 import random
 import signal
@@ -507,8 +506,8 @@ class Trainer:
         done = self.step - start_step
         ckpts = list_checkpoints(self.run_dir)
         summary = {"run_dir": str(self.run_dir), "device": str(self.device), "step": self.step,
-                   "start_step": start_step, "steps_run": done, "resumed_from": self.resumed_from, "stopped": stopped, "seconds": seconds,
-                   "sec_per_step": seconds / done if done else None,
+                   "start_step": start_step, "steps_run": done, "resumed_from": self.resumed_from,
+                   "stopped": stopped, "seconds": seconds, "sec_per_step": seconds / done if done else None,
                    "kimg": self.step * cfg.batch / 1000.0, "nan_events": self.nan_events,
                    "checkpoint": str(ckpts[-1][1]) if ckpts else None, "samples": samples,
                    "last_stats": last}

@@ -8,7 +8,6 @@
 import json
 import math
 import os
-import resource
 import sys
 import time
 from collections import defaultdict
@@ -25,6 +24,10 @@ def peak_memory_mb(device: torch.device) -> float:
     """Peak GPU memory allocated by torch on CUDA; peak resident set size of the process on CPU."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        import resource
+    except ImportError:  # Windows
+        return float("nan")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     return rss / (2**20 if sys.platform == "darwin" else 2**10)
 

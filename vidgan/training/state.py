@@ -21,6 +21,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
+
 from vidgan.errors import CheckpointError
 
 CKPT_DIR = "checkpoints"
