@@ -27,7 +27,8 @@ namespace vidgan {
 namespace {
 
 constexpr int kThreads = 256;                  // threads per block (a power of two: the reduction needs it)
-constexpr int64_t kMaxSmem = 48 * 1024;        // dynamic shared memory without opting in
+constexpr int kMaxTileH = 32, kMaxTileW = 64;  // output tile (shrunk when the input footprint is too big)
+constexpr int64_t kMaxSmem = 46 * 1024;        // dynamic shared memory (48 KiB without opting in, less the tables)
 constexpr int64_t kMaxFilterSmem = 16 * 1024;  // larger filters are read from global memory
 
 // Sizes, strides and epilogue constants of one launch (passed by value).
@@ -77,16 +78,21 @@ __global__ void __launch_bounds__(kThreads)
     upfirdn2d_tile_kernel(const DevParams<acc_t> p, const scalar_t* __restrict__ x, const scalar_t* __restrict__ y,
                           const acc_t* __restrict__ w, const acc_t* __restrict__ bias, scalar_t* __restrict__ out) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  acc_t* s_w = reinterpret_cast<acc_t*>(smem_raw);                 // [fh * fw] when w_in_smem
-  acc_t* s_in = s_w + (p.w_in_smem ? p.fh * p.fw : 0);             // [tile_ih * tile_iw] when use_smem
+  acc_t* s_w = reinterpret_cast<acc_t*>(smem_raw);      // [fh * fw] when w_in_smem
+  acc_t* s_in = s_w + (p.w_in_smem ? p.fh * p.fw : 0);  // [tile_ih * tile_iw] when use_smem
+  // Per tile row / column: first filter tap and the tile-local input row / column it meets.
+  __shared__ int s_k0y[kMaxTileH], s_ry[kMaxTileH], s_k0x[kMaxTileW], s_rx[kMaxTileW];
   const int tid = threadIdx.x;
   if (p.w_in_smem) {
     for (int64_t i = tid; i < p.fh * p.fw; i += blockDim.x) s_w[i] = w[i];
   }
-  __syncthreads();
   const acc_t* __restrict__ wp = p.w_in_smem ? s_w : w;
-  const int n_in = static_cast<int>(p.tile_ih * p.tile_iw);
-  const int n_out = static_cast<int>(p.tile_oh * p.tile_ow);
+  const int fh = static_cast<int>(p.fh), fw = static_cast<int>(p.fw);
+  const int upx = static_cast<int>(p.upx), upy = static_cast<int>(p.upy);
+  const int tile_oh = static_cast<int>(p.tile_oh), tile_ow = static_cast<int>(p.tile_ow);
+  const int tile_iw = static_cast<int>(p.tile_iw);
+  const int n_in = static_cast<int>(p.tile_ih) * tile_iw;
+  const int n_out = tile_oh * tile_ow;
 
   for (int64_t plane = blockIdx.z; plane < p.planes; plane += gridDim.z) {
     const int64_t ni = plane / p.c, ci = plane - ni * p.c;
@@ -98,40 +104,57 @@ __global__ void __launch_bounds__(kThreads)
     for (int64_t ty = blockIdx.y; ty < p.tiles_y; ty += gridDim.y) {
       for (int64_t tx = blockIdx.x; tx < p.tiles_x; tx += gridDim.x) {
         const int64_t oy0 = ty * p.tile_oh, ox0 = tx * p.tile_ow;
-        // First input row / column any output of the tile reads: ceil((o0*down - pad0) / up).
+        // First input row / column any output of the tile reads: ceil((o0 * down - pad0) / up).
         const int64_t iy0 = floor_div(oy0 * p.downy - p.pady0 + p.upy - 1, p.upy);
         const int64_t ix0 = floor_div(ox0 * p.downx - p.padx0 + p.upx - 1, p.upx);
+        __syncthreads();  // the previous tile is done with the tables and s_in
+        // Polyphase tables (64-bit math once per tile row / column): taps k0, k0 + up, ...
+        // of output o meet input samples ib, ib + 1, ... with ib = (o * down - pad0 + k0) / up.
+        for (int i = tid; i < tile_oh + tile_ow; i += blockDim.x) {
+          const bool row = i < tile_oh;
+          const int l = row ? i : i - tile_oh;
+          const int64_t s = row ? (oy0 + l) * p.downy - p.pady0 : (ox0 + l) * p.downx - p.padx0;
+          const int64_t up = row ? p.upy : p.upx;
+          const int64_t k0 = floor_mod(-s, up);
+          const int local = static_cast<int>((s + k0) / up - (row ? iy0 : ix0));  // exact division
+          if (row) {
+            s_k0y[l] = static_cast<int>(k0);
+            s_ry[l] = local;
+          } else {
+            s_k0x[l] = static_cast<int>(k0);
+            s_rx[l] = local;
+          }
+        }
         if (p.use_smem) {
-          __syncthreads();  // the previous tile's reads of s_in are done
           for (int i = tid; i < n_in; i += blockDim.x) {
-            const int ly = i / static_cast<int>(p.tile_iw), lx = i - ly * static_cast<int>(p.tile_iw);
+            const int ly = i / tile_iw, lx = i - ly * tile_iw;
             const int64_t iy = iy0 + ly, ix = ix0 + lx;
             acc_t v = acc_t(0);
             if (iy >= 0 && iy < p.in_h && ix >= 0 && ix < p.in_w) v = load_input<MODE>(xp, yp, iy, ix, p);
             s_in[i] = v;
           }
-          __syncthreads();
         }
+        __syncthreads();
         for (int i = tid; i < n_out; i += blockDim.x) {
-          const int ly = i / static_cast<int>(p.tile_ow), lx = i - ly * static_cast<int>(p.tile_ow);
+          const int ly = i / tile_ow, lx = i - ly * tile_ow;
           const int64_t oy = oy0 + ly, ox = ox0 + lx;
           if (oy >= p.out_h || ox >= p.out_w) continue;
-          // Polyphase: taps k0, k0 + up, ... meet input samples ib, ib + 1, ...
-          const int64_t sy = oy * p.downy - p.pady0, sx = ox * p.downx - p.padx0;
-          const int64_t k0y = floor_mod(-sy, p.upy), k0x = floor_mod(-sx, p.upx);
-          const int64_t iyb = (sy + k0y) / p.upy, ixb = (sx + k0x) / p.upx;  // exact divisions
+          const int k0y = s_k0y[ly], ry = s_ry[ly], k0x = s_k0x[lx], rx = s_rx[lx];
           acc_t acc = acc_t(0);
           if (p.use_smem) {
-            for (int64_t ky = k0y, iy = iyb; ky < p.fh; ky += p.upy, ++iy) {
-              const acc_t* srow = s_in + (iy - iy0) * p.tile_iw - ix0;
-              const acc_t* wrow = wp + ky * p.fw;
-              for (int64_t kx = k0x, ix = ixb; kx < p.fw; kx += p.upx, ++ix) acc += wrow[kx] * srow[ix];
+            // All rows / columns a tile output reads lie inside the staged footprint.
+            for (int ky = k0y, r = ry; ky < fh; ky += upy, ++r) {
+              const acc_t* srow = s_in + r * tile_iw;
+              const acc_t* wrow = wp + static_cast<int64_t>(ky) * fw;
+              for (int kx = k0x, c = rx; kx < fw; kx += upx, ++c) acc += wrow[kx] * srow[c];
             }
           } else {
-            for (int64_t ky = k0y, iy = iyb; ky < p.fh; ky += p.upy, ++iy) {
+            for (int ky = k0y, r = ry; ky < fh; ky += upy, ++r) {
+              const int64_t iy = iy0 + r;
               if (iy < 0 || iy >= p.in_h) continue;
-              const acc_t* wrow = wp + ky * p.fw;
-              for (int64_t kx = k0x, ix = ixb; kx < p.fw; kx += p.upx, ++ix) {
+              const acc_t* wrow = wp + static_cast<int64_t>(ky) * fw;
+              for (int kx = k0x, c = rx; kx < fw; kx += upx, ++c) {
+                const int64_t ix = ix0 + c;
                 if (ix >= 0 && ix < p.in_w) acc += wrow[kx] * load_input<MODE>(xp, yp, iy, ix, p);
               }
             }
@@ -202,7 +225,7 @@ DevParams<acc_t> make_dev_params(const Upfirdn2dParams& p, Mode mode, const Kern
   // Output tile and its input footprint: ((tile - 1) * down + taps - 1) / up + 1 samples.
   d.w_in_smem = p.fh * p.fw * int64_t(sizeof(acc_t)) <= kMaxFilterSmem;
   const int64_t w_bytes = d.w_in_smem ? p.fh * p.fw * int64_t(sizeof(acc_t)) : 0;
-  int64_t toh = std::min<int64_t>(32, p.out_h), tow = std::min<int64_t>(64, p.out_w);
+  int64_t toh = std::min<int64_t>(kMaxTileH, p.out_h), tow = std::min<int64_t>(kMaxTileW, p.out_w);
   auto footprint = [&](int64_t t, int64_t down, int64_t taps, int64_t up) { return ((t - 1) * down + taps - 1) / up + 1; };
   auto smem_bytes = [&] {
     return w_bytes + footprint(toh, p.downy, p.fh, p.upy) * footprint(tow, p.downx, p.fw, p.upx) * int64_t(sizeof(acc_t));
@@ -214,7 +237,13 @@ DevParams<acc_t> make_dev_params(const Upfirdn2dParams& p, Mode mode, const Kern
       toh = (toh + 1) / 2;
     }
   }
-  d.use_smem = smem_bytes() <= kMaxSmem;
+  // Staging pays off while a tile still gives every thread an output; past that (huge
+  // filters or factors) read the input straight from global memory, with full-size tiles.
+  d.use_smem = smem_bytes() <= kMaxSmem && toh * tow >= std::min<int64_t>(kThreads, p.out_h * p.out_w);
+  if (!d.use_smem) {
+    toh = std::min<int64_t>(kMaxTileH, p.out_h);
+    tow = std::min<int64_t>(kMaxTileW, p.out_w);
+  }
   d.tile_oh = toh, d.tile_ow = tow;
   d.tile_ih = footprint(toh, p.downy, p.fh, p.upy);
   d.tile_iw = footprint(tow, p.downx, p.fw, p.upx);

@@ -27,7 +27,7 @@ def build_info() -> dict:
 
     ext = _ext.ext()
     cuda_ok = torch.cuda.is_available()
-    devices = ["cpu: " + (platform.processor() or platform.machine())]
+    devices = ["cpu: " + _cpu_name()]
     if cuda_ok:
         devices += [f"cuda:{i}: {torch.cuda.get_device_name(i)}" for i in range(torch.cuda.device_count())]
     return {
@@ -48,6 +48,17 @@ def build_info() -> dict:
         "cpu_capability": _cpu_capability(),
         "VIDGAN_NO_EXT": os.environ.get("VIDGAN_NO_EXT"),
     }
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
 
 
 def _cpu_capability() -> Optional[str]:
