@@ -162,3 +162,15 @@ def test_meta_must_be_json(tmp_path):
     with pytest.raises(InputError, match="JSON"):
         save_model(tmp_path / "m", make_G(), meta={"bad": object()})
     assert not (tmp_path / "m").exists()
+
+
+def test_saved_model_is_readable_by_others(tmp_path):
+    # Shipped models must be readable after a system-wide install (temp files start 0600).
+    import stat
+
+    save_model(tmp_path / "m", TemporalGenerator(ModelConfig(resolution=32, frames=4, channel_max=8)))
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("config.json", "generator.safetensors"):
+        mode = stat.S_IMODE(os.stat(tmp_path / "m" / name).st_mode)
+        assert mode == 0o666 & ~umask

@@ -17,8 +17,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Union
@@ -26,6 +24,7 @@ from typing import Dict, Iterator, List, Optional, Union
 import torch
 import torch.nn as nn
 
+from vidgan._atomic import atomic_dir, atomic_file
 from vidgan.errors import CheckpointError, InputError
 from vidgan.models import ModelConfig, TemporalGenerator
 
@@ -42,38 +41,19 @@ PathLike = Union[str, os.PathLike]
 # ----------------------------------------------------------------------------- atomic writes
 @contextlib.contextmanager
 def atomic_directory(path: PathLike, overwrite: bool = True) -> Iterator[Path]:
-    """Yields a fresh temporary folder beside `path`; on success it replaces `path` (an existing
-    folder is moved aside and removed afterwards), on error it is removed and `path` is untouched."""
+    """Yields a fresh temporary folder beside `path` (parents created); on success it replaces `path`
+    (an existing folder is moved aside and removed afterwards), on error it is removed and `path` is
+    untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() and not overwrite:
-        raise InputError(f"{path} already exists; remove it or allow overwriting.")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
-        yield tmp
-        old = None
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
-            os.replace(path, old / path.name)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with atomic_dir(path, overwrite, what="checkpoint folder") as tmp:
+        yield Path(tmp)
 
 
 def _write_atomic(path: Path, write) -> None:
     """Calls write(tmp_path) on a temp file in path's folder, then renames it to path."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_file(path, overwrite=True, what="checkpoint file") as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
 
 
 def _state_tensors(module: nn.Module) -> Dict[str, torch.Tensor]:

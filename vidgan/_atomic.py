@@ -68,9 +68,9 @@ def atomic_file(out, overwrite=False, what="output file"):
     out = check_target(out, overwrite, what)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(out)}.tmp-", dir=os.path.dirname(out))
     os.close(fd)
-    os.chmod(tmp, _default_mode(False))
     try:
         yield tmp
+        os.chmod(tmp, _default_mode(False))  # after writing: some writers recreate the file
         _swap_in(tmp, out)
     except BaseException:
         _remove(tmp)
