@@ -10,7 +10,8 @@ On x = [8, 256, 32, 32] float32, the default 4-tap filter, up=2, bias, lrelu * s
   (b) several composites of standard torch ops that give the same result (each checked
       against the op before it is timed); the fastest one is the one to beat,
   (c) the floor: allocating and writing the output (torch.empty + fill_), and a plain
-      copy of a tensor of the output's size (its GB/s is the bandwidth yardstick),
+      copy of a tensor of the output's size, into fresh memory (clone) and into memory
+      already mapped (copy_); their GB/s are the bandwidth yardsticks,
 
 for the forward pass and for forward + backward (gradients of x and bias), and prints
 composite/op ratios and the op's achieved GB/s.
@@ -35,7 +36,7 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (CPU runs)")
     p.add_argument("--shape", default="8,256,32,32", help="N,C,H,W of the input")
-    p.add_argument("--rounds", type=int, default=15, help="timed rounds (each round runs every candidate once)")
+    p.add_argument("--rounds", type=int, default=7, help="timed rounds (each round runs every candidate once)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16", "float64"])
     return p.parse_args(argv)
 
@@ -60,7 +61,7 @@ class Timer:
 
 
 def round_robin(cands, timer, rounds, warmup=3):
-    """Median seconds per candidate, timing them in turn so machine load hits all alike."""
+    """(median, min) seconds per candidate, timed in turn so machine load hits all alike."""
     for fn in cands.values():
         for _ in range(warmup):
             fn()
@@ -68,7 +69,7 @@ def round_robin(cands, timer, rounds, warmup=3):
     for _ in range(rounds):
         for k, fn in cands.items():
             times[k].append(timer(fn))
-    return {k: statistics.median(v) for k, v in times.items()}
+    return {k: statistics.median(v) for k, v in times.items()}, {k: min(v) for k, v in times.items()}
 
 
 def composites(x, f1, b, gain_up):
@@ -149,14 +150,16 @@ def main(argv=None):
     out_shape, out_bytes = y_op.shape, y_op.numel() * y_op.element_size()
     in_bytes = x.numel() * x.element_size()
     big = torch.empty(out_shape, device=device, dtype=dtype).fill_(1)
+    big2 = torch.empty_like(big)
 
     # ---------------------------------------------------------------- forward
     cands = {"op": lambda: op(x, b)}
     cands.update({name: (lambda fn=fn: fn(x, b)) for name, fn in comps.items()})
     cands["floor: empty + fill_ (output)"] = lambda: torch.empty(out_shape, device=device, dtype=dtype).fill_(1)
     cands["plain copy (output-sized clone)"] = lambda: big.clone()
+    cands["copy_ into an existing tensor"] = lambda: big2.copy_(big)
     with torch.no_grad():
-        fwd = round_robin(cands, timer, args.rounds)
+        fwd, fwd_min = round_robin(cands, timer, args.rounds)
 
     # ---------------------------------------------------------------- forward + backward
     xg = x.clone().requires_grad_(True)
@@ -174,18 +177,19 @@ def main(argv=None):
     fb_cands["floor: fwd floor + empty + fill_ (dx)"] = lambda: (
         torch.empty(out_shape, device=device, dtype=dtype).fill_(1),
         torch.empty(x.shape, device=device, dtype=dtype).fill_(1))
-    fbt = round_robin(fb_cands, timer, args.rounds)
+    fbt, fbt_min = round_robin(fb_cands, timer, args.rounds)
 
     # ---------------------------------------------------------------- report
     copy_gbs = 2 * out_bytes / fwd["plain copy (output-sized clone)"] / 1e9
+    copy_existing_gbs = 2 * out_bytes / fwd["copy_ into an existing tensor"] / 1e9
     best_fwd = min(comps, key=lambda k: fwd[k])
     best_fb = min(comps, key=lambda k: fbt[k])
-    print("\nforward (median ms):")
+    print(f"\nforward{'ms: median':>55s}  (min)")
     for k, v in fwd.items():
-        print(f"  {k:<48s} {v * 1e3:9.3f}")
-    print("\nforward + backward (median ms):")
+        print(f"  {k:<48s} {v * 1e3:9.3f}  ({fwd_min[k] * 1e3:.3f})")
+    print(f"\nforward + backward{'ms: median':>44s}  (min)")
     for k, v in fbt.items():
-        print(f"  {k:<48s} {v * 1e3:9.3f}")
+        print(f"  {k:<48s} {v * 1e3:9.3f}  ({fbt_min[k] * 1e3:.3f})")
     fwd_gbs = (in_bytes + out_bytes) / fwd["op"] / 1e9
     bwd_gbs = (in_bytes + 2 * out_bytes + in_bytes + out_bytes) / fbt["op"] / 1e9
     print("\nsummary:")
@@ -196,10 +200,17 @@ def main(argv=None):
     print(f"  op / floor:        forward {fwd['op'] / fwd['floor: empty + fill_ (output)']:.2f}x, "
           f"forward+backward {fbt['op'] / fbt['floor: fwd floor + empty + fill_ (dx)']:.2f}x")
     print(f"  bandwidth:         op forward {fwd_gbs:.1f} GB/s (reads x, writes y), op fwd+bwd {bwd_gbs:.1f} GB/s "
-          f"(x, y, dy, dx), plain copy {copy_gbs:.1f} GB/s (read + write)")
+          f"(x, y, dy, dx); plain copy {copy_gbs:.1f} GB/s (clone: read + write into fresh memory), "
+          f"{copy_existing_gbs:.1f} GB/s (copy_ into memory already mapped)")
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        print(f"  device:            {props.name}")
+        clock_khz, bus_bits = getattr(props, "memory_clock_rate", 0), getattr(props, "memory_bus_width", 0)
+        if clock_khz and bus_bits:  # double data rate: two transfers per clock
+            peak = 2 * clock_khz * 1e3 * bus_bits / 8 / 1e9
+            print(f"  device:            {props.name}, peak memory bandwidth {peak:.0f} GB/s: op forward at "
+                  f"{fwd_gbs / peak:.0%}, fwd+bwd at {bwd_gbs / peak:.0%}, copy_ at {copy_existing_gbs / peak:.0%}")
+        else:
+            print(f"  device:            {props.name}")
 
 
 if __name__ == "__main__":

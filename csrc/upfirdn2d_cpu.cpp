@@ -1,16 +1,18 @@
 // CPU kernels of the upfirdn2d family (see upfirdn2d.h for the modes).
 //
-// NCHW path (all modes): parallel over the N*C planes. Each plane is first copied, in the
-// accumulation dtype, into a scratch buffer with zero margins (for GradMask: dy * mask(y),
-// summed on the way for the bias gradient), its columns split into D = down/gcd(up, down)
-// interleaved sub-rows. Output columns then fall into P = up/gcd(up, down) phases; all
-// columns of one phase use the same filter taps and read consecutive scratch elements, so
-// every tap of every row is one contiguous multiply-add loop over the phase (polyphase:
-// only the non-zero taps of the zero-inserted signal are ever touched). The phases are
-// then interleaved into the output row together with bias, activation, gain and clamp.
+// NCHW path (all modes): parallel over the N*C planes (at::parallel_for). Per plane:
+//   1. the input plane (GradMask: dy * mask(y), summed for the bias gradient) is copied in
+//      the accumulation dtype into a scratch with zero margins, rows and columns split into
+//      D = down / gcd(up, down) interleaved sub-lines;
+//   2. outputs fall into P = up / gcd(up, down) phases per axis; all outputs of one (row
+//      phase, column phase) pair use the same filter taps and read consecutive scratch rows
+//      and columns, so the pair is one register-blocked multiply-add pass over a flattened
+//      window, touching only the taps that meet real samples (polyphase: no zero-inserted
+//      buffer, no multiplications by inserted zeros);
+//   3. the phases are interleaved into the output rows with bias, activation, gain, clamp.
 //
 // channels_last path (Plain/BiasAct): parallel over the N*OH output rows; the innermost
-// loop runs over the contiguous channels.
+// loop runs over the contiguous channels. (GradMask runs on NCHW copies.)
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -52,18 +54,6 @@ VIDGAN_INLINE T activate(T v, T alpha, T gain) {
   }
 }
 
-// d(act(v) * gain)/dv read off the output y (sign-preserving activations, gain > 0).
-template <Act A, typename T>
-VIDGAN_INLINE T act_slope(T y, T alpha, T gain) {
-  if constexpr (A == Act::LRelu) {
-    return y > T(0) ? gain : alpha * gain;
-  } else if constexpr (A == Act::Relu) {
-    return y > T(0) ? gain : T(0);
-  } else {
-    return T(1);
-  }
-}
-
 // Epilogue constants in the accumulation dtype.
 template <typename T>
 struct Epi {
@@ -76,11 +66,6 @@ struct Epi {
   template <Act A>
   VIDGAN_INLINE T apply(T v) const {
     return std::min(std::max(activate<A>(v, alpha, gain), lo), hi);
-  }
-  template <Act A>
-  VIDGAN_INLINE T slope(T y) const {  // gradient mask, clamp included (zero where the clamp was hit)
-    const T ay = y < T(0) ? -y : y;
-    return ay < hi ? act_slope<A>(y, alpha, gain) : T(0);
   }
 };
 
@@ -99,7 +84,8 @@ VIDGAN_INLINE T block_sum(const T* __restrict s, int64_t n) {
 
 // out[ox] = epilogue(phase[ox % P][ox / P] + b) for one output row (P phase pointers).
 template <Act A, typename scalar_t, typename T>
-VIDGAN_INLINE void write_row(scalar_t* __restrict out, const T* const* phase, int64_t P, int64_t ow, T b, const Epi<T>& e) {
+VIDGAN_INLINE void write_row(scalar_t* __restrict out, const T* const* phase, int64_t P, int64_t ow, T b,
+                             const Epi<T>& e) {
   if (P == 1) {
     const T* __restrict a0 = phase[0];
     for (int64_t i = 0; i < ow; ++i) out[i] = static_cast<scalar_t>(e.template apply<A>(a0[i] + b));
