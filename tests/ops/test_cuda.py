@@ -70,6 +70,7 @@ def test_cuda_runs_on_the_current_stream_and_is_deterministic():
     x, b = rand(4, 8, 33, 17, device="cuda"), rand(8, device="cuda")
     ref = fused_upsample(x, None, b)
     s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())  # x and b were made on the default stream
     with torch.cuda.stream(s):
         got = fused_upsample(x, None, b)
     s.synchronize()
