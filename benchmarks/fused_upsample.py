@@ -60,15 +60,25 @@ class Timer:
         return time.perf_counter() - t0
 
 
-def round_robin(cands, timer, rounds, warmup=3):
-    """(median, min) seconds per candidate, timed in turn so machine load hits all alike."""
-    for fn in cands.values():
-        for _ in range(warmup):
-            fn()
+def round_robin(cands, timer, rounds, warmup=3, slow_s=1.0):
+    """(median, min) seconds per candidate, timed in turn so machine load hits all alike.
+
+    A candidate whose first run takes over `slow_s` seconds is timed once more only
+    (it is far behind anyway, and would otherwise dominate the benchmark's run time).
+    """
     times = {k: [] for k in cands}
+    slow = set()
+    for k, fn in cands.items():
+        if timer(fn) > slow_s:
+            slow.add(k)
+            times[k].append(timer(fn))
+            continue
+        for _ in range(warmup - 1):
+            fn()
     for _ in range(rounds):
         for k, fn in cands.items():
-            times[k].append(timer(fn))
+            if k not in slow:
+                times[k].append(timer(fn))
     return {k: statistics.median(v) for k, v in times.items()}, {k: min(v) for k, v in times.items()}
 
 
