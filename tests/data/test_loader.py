@@ -110,3 +110,30 @@ def test_device_batches_match_cpu(small_ds):
         g = next(gpu)
         assert g.is_cuda and g.shape == (4, 3, 4, 8, 8)
         assert torch.equal(g.cpu(), next(cpu))
+
+
+def test_workers_survive_a_signal_to_the_process_group(small_ds, tmp_path):
+    # Ctrl-C / SIGTERM go to the whole process group: workers must leave them to the main
+    # process (which checkpoints and stops), not die and crash the next batch.
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import os, signal, time
+        from vidgan.data import VideoDataset, build_loader
+        ds = VideoDataset({small_ds.root!r}, frames=4, resolution=8)
+        got = []
+        signal.signal(signal.SIGTERM, lambda *a: got.append(1))
+        it = build_loader(ds, batch_size=2, workers=1)
+        next(it)
+        os.killpg(os.getpgid(0), signal.SIGTERM)
+        time.sleep(1.0)
+        for _ in range(3):
+            next(it)
+        print("ok", len(got))
+    """)
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         start_new_session=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split() == ["ok", "1"]

@@ -12,7 +12,9 @@ so within an epoch the ranks see disjoint items, and `start` (the number of samp
 already consumed) resumes the stream exactly, whatever the number of workers.
 """
 import os
+import signal
 import warnings
+import weakref
 
 import numpy as np
 import torch
@@ -82,6 +84,24 @@ def _collate(items):
 
 def _worker_init(_):
     torch.set_num_threads(1)
+    # Ctrl-C and SIGTERM reach the whole process group. The main process handles them (a clean
+    # checkpoint, then close() shuts the workers down); a worker dying of them first would crash it.
+    # SIGINT is ignored; the first SIGTERM too, a second one (a shutdown that did not get through
+    # the queue) ends the worker.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _ignore_first_sigterm)
+
+
+def _ignore_first_sigterm(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _shutdown(holder, loader):
+    """Stops the worker processes of `loader` through their queues (no signals)."""
+    it, holder[0] = holder[0], None
+    loader._iterator = None  # persistent workers: the DataLoader keeps the iterator too
+    if it is not None and hasattr(it, "_shutdown_workers"):
+        it._shutdown_workers()
 
 
 class ClipLoader:
@@ -105,7 +125,12 @@ class ClipLoader:
             _Keyed(dataset), batch_size=self.batch_size, sampler=self.sampler, num_workers=workers,
             collate_fn=_collate, drop_last=True, **kwargs,
             pin_memory=self.pin_memory and self.device is not None and self.device.type == "cuda")
-        self._it = None
+        self._holder = [None]  # the live iterator; closed by close(), or at exit before multiprocessing's hook
+        self._finalizer = weakref.finalize(self, _shutdown, self._holder, self._loader)
+
+    def close(self):
+        """Shuts the worker processes down (the loader can be iterated again afterwards)."""
+        _shutdown(self._holder, self._loader)
 
     @property
     def skipped(self):
@@ -115,9 +140,9 @@ class ClipLoader:
         return self
 
     def __next__(self):
-        if self._it is None:
-            self._it = iter(self._loader)
-        clips, new = next(self._it)  # uint8 [B, T, H, W, 3]
+        if self._holder[0] is None:
+            self._holder[0] = iter(self._loader)
+        clips, new = next(self._holder[0])  # uint8 [B, T, H, W, 3]
         if new:
             self.dataset.report(new)
         self.position += self.batch_size

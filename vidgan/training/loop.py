@@ -465,6 +465,7 @@ class Trainer:
                     values = self._train_step(loader)
                     if values is None:
                         self._recover(rep)
+                        loader.close()
                         loader = self._loader()
                         continue
                     self.step += 1
@@ -501,6 +502,7 @@ class Trainer:
                 if cfg.sample_every and self.step > start_step and self.step % cfg.sample_every:
                     samples = self._write_samples(rep)
         finally:
+            loader.close()
             rep.close()
         seconds = time.perf_counter() - t0
         done = self.step - start_step
