@@ -34,6 +34,10 @@ cuda-compile:
 
 bench:
 	$(PYTHON) benchmarks/fused_upsample.py
+	$(PYTHON) benchmarks/train_step.py
+	$(PYTHON) benchmarks/data.py
+	$(PYTHON) benchmarks/generate.py
+	$(PYTHON) benchmarks/eval.py
 
 default-model:
 	$(PYTHON) examples/train_default_model.py
