@@ -90,6 +90,7 @@ def export(args, cfg, summary):
                 last = rec
     meta = {
         "name": "vidgan default model (Moving MNIST 64x64, 2 digits)",
+        "frames": 16, "fps": 8,                           # what `vidgan generate` renders by default
         "training": {"steps": steps, "kimg": steps * cfg.batch / 1000.0, "batch": cfg.batch,
                      "device": summary.get("device", cfg.device), "loss": cfg.loss,
                      "last_stats": {k: last.get(k) for k in ("step", "loss_D", "loss_G", "sec_per_step")},

@@ -93,3 +93,13 @@ def test_cli_generate_and_exit_codes(ckpt, tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
     assert main(["generate", "--out", str(tmp_path / "z.mp4"), "--checkpoint", str(tmp_path / "missing")]) == 2
     assert not (tmp_path / "z.mp4").exists()
+
+
+def test_model_meta_sets_default_length_and_rate(tmp_path):
+    torch.manual_seed(0)
+    d = tmp_path / "m"
+    save_model(d, TemporalGenerator(ModelConfig(**TINY)), meta={"fps": 5, "frames": 7})
+    rep = generate_to_file(str(tmp_path / "a.gif"), checkpoint=str(d))
+    assert rep["frames"] == 7 and rep["fps"] == 5
+    rep = generate_to_file(str(tmp_path / "b.gif"), checkpoint=str(d), frames=3, fps=9)
+    assert rep["frames"] == 3 and rep["fps"] == 9

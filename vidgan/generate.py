@@ -122,8 +122,10 @@ def generate_to_file(out: str, checkpoint: Optional[str] = None, seed: int = 0, 
             if os.path.exists(p):
                 raise InputError(f"{p} already exists; pass --overwrite to replace it or choose another --out.")
     G = load(checkpoint, device=device or "cpu")
-    frames = int(frames or G.cfg.frames)
-    fps = float(fps or (getattr(G, "meta", None) or {}).get("fps", 8))
+    meta = getattr(G, "meta", None) or {}
+    # A model may suggest its viewing length and rate (meta "frames"/"fps"); else its training length.
+    frames = int(frames or meta.get("frames") or G.cfg.frames)
+    fps = float(fps or meta.get("fps", 8))
 
     timing = {"render_s": 0.0}
 
