@@ -92,7 +92,16 @@ function sample() {{                          // mean colour of a 5x5 patch at e
 }}
 v.addEventListener("loadeddata", () => {{
   out.duration = v.duration; out.width = v.videoWidth; out.height = v.videoHeight;
-  out.first = sample();
+  out.firstTries = 0;
+  const firstFrame = () => {{                 // a busy machine may paint the first frame a little later
+    out.first = sample();
+    out.firstTries += 1;
+    if (out.first.hi - out.first.lo <= 100 && out.firstTries < 30) {{ setTimeout(firstFrame, 100); return; }}
+    seekLate();
+  }};
+  firstFrame();
+}}, {{once: true}});
+function seekLate() {{
   out.stage = "seeking";
   v.addEventListener("seeked", () => {{
     out.lateTime = v.currentTime;
@@ -110,7 +119,7 @@ v.addEventListener("loadeddata", () => {{
     settle();
   }}, {{once: true}});
   v.currentTime = v.duration * 0.8;           // a frame from the second half
-}}, {{once: true}});
+}}
 </script>
 </body></html>
 """
