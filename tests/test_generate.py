@@ -103,3 +103,12 @@ def test_model_meta_sets_default_length_and_rate(tmp_path):
     assert rep["frames"] == 7 and rep["fps"] == 5
     rep = generate_to_file(str(tmp_path / "b.gif"), checkpoint=str(d), frames=3, fps=9)
     assert rep["frames"] == 3 and rep["fps"] == 9
+
+
+def test_package_generate_is_callable_after_the_module_is_imported(G):
+    # `import vidgan.generate` (done by this test module too) binds the package attribute to the
+    # module; the documented call `vidgan.generate(G, ...)` must still work.
+    import vidgan
+    import vidgan.generate  # noqa: F401
+
+    np.testing.assert_array_equal(vidgan.generate(G, seed=3, num=1, frames=3), generate(G, seed=3, num=1, frames=3))

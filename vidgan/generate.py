@@ -14,7 +14,9 @@ flat whatever the length.
 import math
 import os
 import re
+import sys
 import time
+import types
 from typing import Iterator, List, Optional
 
 import numpy as np
@@ -160,3 +162,15 @@ def generate_to_file(out: str, checkpoint: Optional[str] = None, seed: int = 0, 
     total = frames * num
     return {"paths": paths, "clips": len(paths), "frames": frames, "width": w * scale, "height": h * scale, "fps": fps,
             "frames_per_s": total / max(timing["render_s"], 1e-9)}
+
+
+class _CallableModule(types.ModuleType):
+    """`vidgan.generate` names both this module and its `generate` function. Importing the module
+    (`import vidgan.generate`, or any code that does) binds the package attribute to the module,
+    so the module itself must also work as the function: `vidgan.generate(G, seed=0)`."""
+
+    def __call__(self, *args, **kwargs):
+        return generate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
