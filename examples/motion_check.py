@@ -2,6 +2,7 @@
 
     python examples/motion_check.py --checkpoint runs/bikes --data bikes.mp4
     python examples/motion_check.py --data data/moving-mnist-64.vidpack      # the embedded model
+    python examples/motion_check.py --checkpoint runs/bikes --data bikes.mp4 --sheet bikes.png
 
 For N clips of the model (EMA generator, seeds 0..N-1) and N evaluation clips of the data, at the
 model's resolution and the same number of frames, it prints:
@@ -15,6 +16,8 @@ model's resolution and the same number of frames, it prints:
 
 FVD (`vidgan eval`) is the quality measure; this only catches the gross failures (no motion,
 motion that is noise, one picture for every seed) and says how the model compares with its data.
+--sheet also writes a contact sheet: one data clip on top, then model clips of seeds 0, 1, 2, every
+second frame.
 """
 import argparse
 import json
@@ -51,16 +54,22 @@ def main(argv=None) -> int:
     p.add_argument("--data", required=True, help="the data the model was trained on (any vidgan data source)")
     p.add_argument("--num", type=int, default=32, help="clips per side (default 32)")
     p.add_argument("--frames", type=int, default=None, help="frames per clip (default: the model's training length)")
+    p.add_argument("--sheet", default=None, help="also write a PNG contact sheet (data clip, then 3 model clips)")
     args = p.parse_args(argv)
 
     import vidgan
 
     G = vidgan.load(args.checkpoint)
     frames = args.frames or G.cfg.frames
-    out = {"frames": frames, "num": args.num,
-           "model": clip_stats(model_clips(G, args.num, frames)),
-           "data": clip_stats(data_clips(args.data, args.num, frames, G.cfg.resolution))}
-    print(json.dumps(out))
+    fake = model_clips(G, args.num, frames)
+    real = data_clips(args.data, args.num, frames, G.cfg.resolution)
+    print(json.dumps({"frames": frames, "num": args.num, "model": clip_stats(fake), "data": clip_stats(real)}))
+    if args.sheet:
+        from vidgan.export import contact_sheet, write_image
+
+        rows = torch.cat([real[:1], fake[:3]])
+        write_image(contact_sheet((rows * 255).round().to(torch.uint8).numpy(), every=2), args.sheet)
+        print(f"contact sheet: {args.sheet}")
     return 0
 
 
