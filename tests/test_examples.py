@@ -10,10 +10,9 @@ from vidgan.checkpoint import save_model
 from vidgan.export import write_image
 from vidgan.models import ModelConfig, TemporalGenerator
 
+from tests.test_generate import TINY
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = dict(resolution=32, frames=4, z_dim=8, w_dim=8, mapping_layers=1, motion_dim=4, motion_code_dim=4,
-            channel_base=64, channel_max=8, d_channel_base=64, d_channel_max=8, clip_channel_base=64,
-            clip_channel_max=8)
 
 
 @pytest.fixture(scope="module")
