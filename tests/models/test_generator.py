@@ -151,3 +151,24 @@ def test_a_clip_renders_the_same_alone_or_in_a_batch(motion):
         batch = G(z, m, frames=6)
         alone = G(z[1:2], m[1:2], frames=6)
     assert torch.equal(batch[1:2], alone)
+
+
+def test_motion_to_styles_off_keeps_motion_at_the_input_only():
+    G = build(motion_to_styles=False)
+    assert G.motion_style is None and not any(k.startswith("motion_style") for k in G.state_dict())
+    z, m = G.sample_content(2, gen(1)), G.sample_motion(2, 6, gen(2))
+    codes = G.motion_trajectory(m, 6)
+    seen = {}
+
+    def grab(module, args):                       # the styles every layer is modulated with
+        seen["w"] = args[0]
+
+    hook = G.synthesis.register_forward_pre_hook(grab)
+    with torch.no_grad():
+        video = G.synthesize(z, codes)
+        w = seen["w"].reshape(2, 6, -1)
+        video2 = G.synthesize(z, G.motion_trajectory(G.sample_motion(2, 6, gen(9)), 6))
+    hook.remove()
+    assert torch.equal(w, w[:, :1].expand_as(w))  # styles constant over time: content only
+    assert not torch.allclose(video, video2)      # yet other motion noise still moves the frames
+    assert sum(p.numel() for p in G.parameters()) < sum(p.numel() for p in build().parameters())

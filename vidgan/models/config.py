@@ -36,6 +36,8 @@ class ModelConfig:
     time_features: int = 8               # 'continuous': number of sin/cos frequencies
     time_period_min: float = 4.0         # 'continuous': shortest period, in frames (> 2: no flicker)
     time_period_max: float = 64.0        # 'continuous': longest period, in frames
+    motion_to_styles: bool = True        # m_t enters the 4x4 input AND offsets the styles of every layer;
+                                         # False: the input only (StyleGAN-V), styles are content alone
     # Synthesis network.
     channel_base: int = 512
     channel_max: int = 128

@@ -9,7 +9,8 @@
     video = G(z, motion)                      # the same in one call (frames default cfg.frames)
 
 Styles: w_c = mapping(z_c) [N, W] (content); truncation psi lerps it toward the tracked average
-w_avg: w_c' = w_avg + psi (w_c - w_avg). Per frame, w_t = w_c' + offset(w_c', m_t) and the
+w_avg: w_c' = w_avg + psi (w_c - w_avg). Per frame, w_t = w_c' + offset(w_c', m_t) (or w_t = w_c'
+with cfg.motion_to_styles False, where motion enters only at the 4x4 input) and the
 synthesis network renders each frame from (w_t, m_t). So the same z_c with other motion noise keeps
 the content and changes the motion, and the other way round; psi = 0 gives the average content.
 
@@ -56,7 +57,7 @@ class TemporalGenerator(nn.Module):
         self.mapping = MappingNetwork(cfg.z_dim, cfg.w_dim, cfg.mapping_layers, cfg.mapping_lr_mul)
         self.motion = build_motion(cfg)
         self.motion_style = nn.Sequential(EqualLinear(cfg.w_dim + cfg.motion_code_dim, cfg.w_dim, act="lrelu"),
-                                          EqualLinear(cfg.w_dim, cfg.w_dim))
+                                          EqualLinear(cfg.w_dim, cfg.w_dim)) if cfg.motion_to_styles else None
         self.synthesis = SynthesisNetwork(cfg)
         self.register_buffer("w_avg", torch.zeros(cfg.w_dim))
 
@@ -127,7 +128,7 @@ class TemporalGenerator(nn.Module):
         wc = self.content_styles(z_content, truncation)                        # [N, W]
         wc = wc[:, None].expand(n, t, wc.shape[1]).reshape(n * t, -1)           # [N*T, W]
         m = codes.reshape(n * t, -1)                                            # [N*T, M]
-        w = wc + self.motion_style(torch.cat([wc, m], dim=1))                   # [N*T, W]
+        w = wc if self.motion_style is None else wc + self.motion_style(torch.cat([wc, m], dim=1))  # [N*T, W]
         frames = self.synthesis(w, m)                                           # [N*T, 3, H, W]
         return frames.reshape(n, t, *frames.shape[1:]).transpose(1, 2).contiguous()  # [N, 3, T, H, W]
 
