@@ -1,4 +1,5 @@
 """Checkpoint state: atomic writes, keep-K, weights_only loading, RNG round trip, corrupt fallback."""
+import json
 import random
 
 import numpy as np
@@ -90,6 +91,22 @@ def test_incompatible_config_names_the_keys(tmp_path):
     G_ema, mods = _models(0)
     with pytest.raises(CheckpointError, match=r"model\.channel_max \(checkpoint 16, now 8\), model\.motion"):
         S.find_resumable(run, other, G_ema, mods)
+
+
+def test_checkpoint_older_than_a_new_config_field_still_resumes(tmp_path):
+    # A checkpoint written before a model config field existed has no such key; the field's default
+    # is what that model was, so it must resume rather than be called incompatible.
+    run = tmp_path / "run"
+    path = _save(run, 3)[0]
+    f = path / S.TRAIN_FILE
+    saved = json.loads(f.read_text())
+    del saved["model"]["motion_to_styles"]
+    f.write_text(json.dumps(saved))
+    G_ema, mods = _models(1)
+    found, state = S.find_resumable(run, ModelConfig(**TINY_MODEL).to_dict(), G_ema, mods)
+    assert found == path and state["step"] == 3
+    with pytest.raises(CheckpointError, match=r"model\.motion_to_styles \(checkpoint True, now False\)"):
+        S.find_resumable(run, ModelConfig(**TINY_MODEL, motion_to_styles=False).to_dict(), G_ema, mods)
 
 
 def test_rng_state_round_trip():

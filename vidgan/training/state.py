@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from vidgan.errors import CheckpointError
+from vidgan.errors import CheckpointError, InputError
 
 CKPT_DIR = "checkpoints"
 PREFIX = "step-"
@@ -143,6 +143,16 @@ def load_checkpoint(path: Path, G_ema: torch.nn.Module, modules: Dict[str, torch
     return state
 
 
+def _with_defaults(model: Any) -> Any:
+    """A saved model config dict with the fields it predates filled in (unchanged when it does not parse)."""
+    from vidgan.models import ModelConfig
+
+    try:
+        return ModelConfig.from_dict(dict(model)).to_dict()
+    except (InputError, TypeError, ValueError):
+        return model
+
+
 def find_resumable(run_dir, model_cfg: Dict[str, Any], G_ema: torch.nn.Module, modules: Dict[str, torch.nn.Module],
                    log=print) -> Optional[Tuple[Path, Dict[str, Any]]]:
     """Load the newest usable checkpoint of RUN_DIR into the modules; (its path, its state) or None if none.
@@ -161,9 +171,10 @@ def find_resumable(run_dir, model_cfg: Dict[str, Any], G_ema: torch.nn.Module, m
             problems.append(str(exc))
             log(f"warning: {exc} Falling back to the previous checkpoint.")
             continue
-        diff = config_diff({"model": train["model"]}, {"model": model_cfg})
+        saved = {"model": _with_defaults(train["model"])}  # a field added since then takes its default
+        diff = config_diff(saved, {"model": model_cfg})
         if diff:
-            details = ", ".join(f"{k} (checkpoint {_get(train, k)!r}, now {_get({'model': model_cfg}, k)!r})"
+            details = ", ".join(f"{k} (checkpoint {_get(saved, k)!r}, now {_get({'model': model_cfg}, k)!r})"
                                 for k in diff)
             raise CheckpointError(f"{run_dir} holds a checkpoint ({path.name}) from an incompatible config: "
                                   f"{details}; use the same settings to resume, or a new --out directory.")
