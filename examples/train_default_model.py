@@ -2,7 +2,7 @@
 
     python examples/train_default_model.py                    # or: make default-model
     python examples/train_default_model.py --minutes 50       # CPU budget (stops with a checkpoint)
-    python examples/train_default_model.py --device cuda --steps 20000 --minutes 0
+    python examples/train_default_model.py --device cuda --steps 40000 --minutes 0
 
 Three stages, each resumable (run the same command again to continue):
 
