@@ -61,6 +61,7 @@ def test_unknown_keys_are_named(tmp_path, where):
     ("augment=rotate", "rotate"),
     ("betas=[0.5]", "betas"),
     ("steps=1.5", "steps"),
+    ("time_offset=-1", "time_offset"),
     ("nonsense", "KEY=VALUE"),
 ])
 def test_bad_values_raise_one_clear_error(tmp_path, assignment, words):

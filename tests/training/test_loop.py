@@ -37,16 +37,18 @@ def _flat(obj, prefix=""):
 
 def test_resume_is_bit_exact_and_outputs_are_written(tmp_path, make_cfg):
     # One run of 4 steps (sampling and checkpointing along the way) against 2 steps + resume + 2 steps.
-    # R1 runs on steps 0 and 2, augmentation is on, so every part of the step is covered.
+    # R1 runs on steps 0 and 2, augmentation and random clip start times are on, so every part of the
+    # step is covered.
     a = tmp_path / "a"
-    res = train(make_cfg(a, steps=4, augment_p=0.5, sample_every=2, ckpt_every=1, keep=2), log=quiet)
+    res = train(make_cfg(a, steps=4, augment_p=0.5, time_offset=4, sample_every=2, ckpt_every=1, keep=2),
+                log=quiet)
     assert res["step"] == 4 and res["stopped"] == "completed" and res["resumed_from"] is None
     b = tmp_path / "b"
-    train(make_cfg(b, steps=2, augment_p=0.5), log=quiet)
+    train(make_cfg(b, steps=2, augment_p=0.5, time_offset=4), log=quiet)
     from vidgan.training import TrainConfig
 
     cfg_b = TrainConfig.from_sources(str(b), overrides={"steps": 4})        # the rest comes from b/train_config.json
-    assert cfg_b.augment_p == 0.5 and cfg_b.model.channel_max == 16
+    assert cfg_b.augment_p == 0.5 and cfg_b.time_offset == 4 and cfg_b.model.channel_max == 16
     res_b = train(cfg_b, log=quiet)
     assert res_b["start_step"] == 2 and res_b["resumed_from"].endswith("step-00000002")
 
@@ -83,6 +85,26 @@ def test_resume_is_bit_exact_and_outputs_are_written(tmp_path, make_cfg):
 
     G = vidgan.load(str(a))                                                  # the EMA generator of the newest step
     assert all(torch.equal(v, fa["generator"][k]) for k, v in G.state_dict().items())
+
+
+@pytest.mark.parametrize("time_offset", [0, 8])
+def test_fake_clips_start_at_random_times_only_with_time_offset(tmp_path, make_cfg, time_offset):
+    trainer = Trainer(make_cfg(tmp_path / "run", steps=8, time_offset=time_offset, sample_every=0,
+                               ckpt_every=0), log=quiet)
+    starts, trajectory = [], trainer.G.motion_trajectory
+
+    def recording(motion, frames=None, fps_scale=1.0, start=0.0, times=None):
+        starts.append(start)
+        return trajectory(motion, frames, fps_scale, start, times)
+
+    trainer.G.motion_trajectory = recording
+    trainer.run()
+    trainer.close()
+    assert len(starts) >= 16                                                # D and G passes of 8 steps
+    if time_offset:
+        assert all(0 <= s <= time_offset for s in starts) and len(set(starts)) > 2
+    else:
+        assert set(starts) == {0}
 
 
 def test_nan_restores_lowers_lr_then_stops(tmp_path, make_cfg):

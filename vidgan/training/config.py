@@ -58,6 +58,9 @@ class TrainConfig:
     gp_weight: float = 10.0              # WGAN-GP gradient-penalty weight
     ema_kimg: float = 10.0               # EMA half-life of the generator, in thousands of clips
     ema_rampup: Optional[float] = 0.05   # half-life at most this fraction of the clips seen (None = off)
+    time_offset: int = 0                 # fakes render frame times s..s+frames-1, s drawn per step from
+                                         # 0..time_offset (0 = always from 0); > 0 keeps the motion from
+                                         # being learned as a fixed function of absolute time
 
     # augmentation: the same random transform on every frame of a clip, on reals and fakes
     augment_p: float = 0.0               # probability of each transform (0 = off)
@@ -170,7 +173,7 @@ class TrainConfig:
             lo = 0 if name == "steps" else 1
             if int(getattr(self, name)) < lo:
                 raise InputError(f"{name} must be at least {lo}, got {getattr(self, name)}.")
-        for name in ("workers", "log_every", "ckpt_every", "sample_every", "eval_every", "eval_clips"):
+        for name in ("workers", "log_every", "ckpt_every", "sample_every", "eval_every", "eval_clips", "time_offset"):
             if int(getattr(self, name)) < 0:
                 raise InputError(f"{name} must not be negative, got {getattr(self, name)}.")
         for name in ("lr", "ema_kimg", "sample_fps", "augment_speed_kimg"):

@@ -239,9 +239,18 @@ class Trainer:
 
     def _fake(self, n: int) -> torch.Tensor:
         z = self.G.sample_content(n, device=self.device)           # [n, Z]
-        m = self.G.sample_motion(n, device=self.device)            # [n, K, E]
+        start = self._clip_start()
+        frames = self.G.cfg.frames
+        m = self.G.sample_motion(n, frames + start, device=self.device)   # [n, K, E] covering start..end
         with self._autocast():
-            return self.G(z, m).float()                            # [n, 3, T, H, W]
+            codes = self.G.motion_trajectory(m, frames, start=start)       # [n, T, M]
+            return self.G.synthesize(z, codes).float()                     # [n, 3, T, H, W]
+
+    def _clip_start(self) -> int:
+        """First frame time of this step's fake clips: 0, or uniform in 0..cfg.time_offset (global RNG)."""
+        if not self.cfg.time_offset:
+            return 0                                               # draws nothing: the RNG stream is unchanged
+        return int(torch.randint(0, int(self.cfg.time_offset) + 1, (1,)).item())
 
     def _finite(self, value: torch.Tensor) -> bool:
         return bool(torch.isfinite(D.all_reduce_mean(value.detach().float(), self.dist)).all())
