@@ -59,8 +59,8 @@ class TrainConfig:
     ema_kimg: float = 10.0               # EMA half-life of the generator, in thousands of clips
     ema_rampup: Optional[float] = 0.05   # half-life at most this fraction of the clips seen (None = off)
     time_offset: int = 0                 # fakes render frame times s..s+frames-1, s drawn per step from
-                                         # 0..time_offset (0 = always from 0); > 0 keeps the motion from
-                                         # being learned as a fixed function of absolute time
+                                         # 0..time_offset (0 = always from 0); > 0 also trains the frame
+                                         # times that renders longer than a training clip use
 
     # augmentation: the same random transform on every frame of a clip, on reals and fakes
     augment_p: float = 0.0               # probability of each transform (0 = off)
