@@ -32,6 +32,10 @@ MODEL_RECIPE = dict(resolution=64, frames=8, z_dim=64, w_dim=128, mapping_layers
 TRAIN_RECIPE = dict(batch=8, lr=0.0025, betas=[0.0, 0.99], loss="logistic", r1_gamma=0.1, r1_every=16,
                     ema_kimg=2.0, ema_rampup=0.05, augment_p=0.0, seed=0, log_every=25, ckpt_every=250,
                     sample_every=250, sample_num=16, keep=3)
+# Two phases, as the shipped model was trained: fake clips render frame times 0..7 up to step 36,533,
+# then start at a random time in 0..32 each step (TrainConfig.time_offset), which trains the frame
+# times of the 16-frame clips that `vidgan generate` and `vidgan eval` render.
+PHASES = [dict(until=36533, time_offset=0), dict(until=None, time_offset=32)]
 
 
 def parse_args(argv=None):
@@ -65,14 +69,39 @@ def build_data(path):
     print(f"data: wrote {path} in {time.time() - t:.0f} s")
 
 
+def phase_plan(total_steps, phases=None):
+    """[(steps to train up to, time_offset), ...] for a run of total_steps steps in all (phases: PHASES)."""
+    plan, start = [], 0
+    for phase in PHASES if phases is None else phases:
+        end = total_steps if phase["until"] is None else min(phase["until"], total_steps)
+        if end > start:
+            plan.append((end, phase["time_offset"]))
+        start = max(start, end)
+    return plan
+
+
 def train_model(args):
     from vidgan.models import ModelConfig
     from vidgan.training import TrainConfig, train
+    from vidgan.training.state import list_checkpoints
 
-    cfg = TrainConfig(run_dir=args.run, data=args.data, model=ModelConfig(**MODEL_RECIPE),
-                      **dict(TRAIN_RECIPE, batch=args.batch), steps=args.steps, device=args.device,
-                      workers=args.workers, minutes=args.minutes if args.minutes > 0 else None)
-    return cfg, train(cfg)
+    done = max([step for step, _ in list_checkpoints(args.run)] if os.path.isdir(args.run) else [0])
+    deadline = time.time() + args.minutes * 60 if args.minutes > 0 else None
+    cfg, summary = None, None
+    for end, offset in phase_plan(args.steps):
+        if end <= done and end < args.steps:                # an earlier phase this run has passed
+            continue
+        left = None if deadline is None else (deadline - time.time()) / 60
+        if left is not None and left <= 0 and summary is not None:
+            summary["stopped"] = "time limit"
+            break
+        cfg = TrainConfig(run_dir=args.run, data=args.data, model=ModelConfig(**MODEL_RECIPE),
+                          **dict(TRAIN_RECIPE, batch=args.batch), steps=end, device=args.device,
+                          workers=args.workers, time_offset=offset, minutes=left)
+        summary = train(cfg)                                # resumes from the run's newest checkpoint
+        if summary["stopped"] != "completed":               # time limit or signal: run the command again
+            break
+    return cfg, summary
 
 
 def export(args, cfg, summary):
@@ -96,6 +125,7 @@ def export(args, cfg, summary):
         "frames": 16, "fps": 8,                           # what `vidgan generate` renders by default
         "training": {"steps": steps, "kimg": steps * cfg.batch / 1000.0, "batch": cfg.batch,
                      "device": summary.get("device", cfg.device), "loss": cfg.loss,
+                     "phases": PHASES,
                      "last_stats": {k: last.get(k) for k in ("step", "loss_D", "loss_G", "sec_per_step")},
                      "train_config": cfg.to_dict()},
         "data_recipe": dict(DATA_RECIPE, builder="vidgan.data.make_moving_mnist",

@@ -50,3 +50,54 @@ def test_motion_check_runs_on_a_model_and_a_frame_folder(motion_check, tmp_path,
     assert out["frames"] == 4 and out["num"] == 4
     assert out["data"]["motion"] > 0.1                            # independent noise frames (resized)
     assert 0 <= out["model"]["motion"] < 1 and sheet.exists()
+
+
+@pytest.fixture(scope="module")
+def recipe():
+    spec = importlib.util.spec_from_file_location("train_default_model",
+                                                  os.path.join(REPO, "examples", "train_default_model.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_phase_plan_splits_the_run_at_the_phase_boundaries(recipe):
+    phases = [dict(until=10, time_offset=0), dict(until=None, time_offset=5)]
+    assert recipe.phase_plan(25, phases) == [(10, 0), (25, 5)]
+    assert recipe.phase_plan(10, phases) == [(10, 0)]
+    assert recipe.phase_plan(4, phases) == [(4, 0)]
+    first, *rest = recipe.phase_plan(60000)                       # the shipped recipe
+    assert first == (36533, 0) and rest == [(60000, 32)]
+
+
+def test_recipe_trains_each_phase_with_its_time_offset_and_resumes_past_finished_phases(recipe, tmp_path,
+                                                                                          monkeypatch):
+    import vidgan.training
+    from vidgan.data import make_moving_mnist
+    from vidgan.training.state import list_checkpoints, read_train_config
+
+    from tests.training.conftest import TINY_MODEL
+
+    data = make_moving_mnist(str(tmp_path / "mm.vidpack"), videos=4, frames=8, digits=1, size=32, seed=1)
+    monkeypatch.setattr(recipe, "MODEL_RECIPE", TINY_MODEL)
+    monkeypatch.setattr(recipe, "TRAIN_RECIPE", dict(recipe.TRAIN_RECIPE, log_every=1, ckpt_every=1,
+                                                     sample_every=0, keep=10, r1_every=2))
+    monkeypatch.setattr(recipe, "PHASES", [dict(until=2, time_offset=0), dict(until=None, time_offset=3)])
+    calls = []
+    real_train = vidgan.training.train
+
+    def train(cfg, **kw):
+        calls.append((cfg.steps, cfg.time_offset))
+        return real_train(cfg, **kw)
+
+    monkeypatch.setattr(vidgan.training, "train", train)
+    args = recipe.parse_args(["--run", str(tmp_path / "run"), "--data", data, "--steps", "4", "--minutes", "0",
+                              "--batch", "2", "--workers", "0", "--no-export"])
+    cfg, summary = recipe.train_model(args)
+    assert calls == [(2, 0), (4, 3)] and summary["stopped"] == "completed" and summary["step"] == 4
+    offsets = {step: read_train_config(path)["time_offset"] for step, path in list_checkpoints(args.run)}
+    assert offsets == {1: 0, 2: 0, 3: 3, 4: 3}
+    args.steps = 5                                                # continuing skips the finished first phase
+    calls.clear()
+    _, summary = recipe.train_model(args)
+    assert calls == [(5, 3)] and summary["step"] == 5
