@@ -14,6 +14,13 @@ model's resolution and the same number of frames, it prints:
   spread   mean over pixels of the standard deviation across clips of frame 0: near 0 when
            every clip shows the same picture (content collapse).
 
+and for the model alone:
+
+  noise    mean |clip(content i, motion i)[t] - clip(content i, motion N+i)[t]|: how much a clip
+           changes when only its motion noise does, at equal frame times. Far below `motion`
+           means the motion comes from the frame time more than from the noise, so every clip
+           of one content repeats the same movement.
+
 FVD (`vidgan eval`) is the quality measure; this only catches the gross failures (no motion,
 motion that is noise, one picture for every seed) and says how the model compares with its data.
 --sheet also writes a contact sheet: one data clip on top, then model clips of seeds 0, 1, 2, every
@@ -34,10 +41,17 @@ def clip_stats(clips: torch.Tensor) -> dict:
     return {"motion": round(step, 4), "drift": round(drift, 4), "spread": round(spread, 4)}
 
 
-def model_clips(G, num: int, frames: int) -> torch.Tensor:
+def model_clips(G, num: int, frames: int, motion_seed: int = 0) -> torch.Tensor:
+    """Clips of content seeds 0..num-1 and motion seeds motion_seed + (0..num-1), float in [0, 1]."""
     from vidgan.generate import generate
 
-    return torch.from_numpy(generate(G, seed=0, num=num, frames=frames)).float() / 255.0
+    clips = generate(G, num=num, frames=frames, content_seed=0, motion_seed=motion_seed)
+    return torch.from_numpy(clips).float() / 255.0
+
+
+def noise_effect(clips: torch.Tensor, other: torch.Tensor) -> float:
+    """Mean |clips - other| at equal frame times (same content, other motion noise)."""
+    return round((clips - other).abs().mean().item(), 4)
 
 
 def data_clips(path: str, num: int, frames: int, resolution: int) -> torch.Tensor:
@@ -63,7 +77,8 @@ def main(argv=None) -> int:
     frames = args.frames or G.cfg.frames
     fake = model_clips(G, args.num, frames)
     real = data_clips(args.data, args.num, frames, G.cfg.resolution)
-    print(json.dumps({"frames": frames, "num": args.num, "model": clip_stats(fake), "data": clip_stats(real)}))
+    stats = dict(clip_stats(fake), noise=noise_effect(fake, model_clips(G, args.num, frames, motion_seed=args.num)))
+    print(json.dumps({"frames": frames, "num": args.num, "model": stats, "data": clip_stats(real)}))
     if args.sheet:
         from vidgan.export import contact_sheet, write_image
 

@@ -40,7 +40,8 @@ PHASES = [dict(until=36533, time_offset=0), dict(until=None, time_offset=32)]
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Train and export vidgan's embedded default model (Moving MNIST).")
-    p.add_argument("--steps", type=int, default=20000, help="training steps in total (default 20000)")
+    p.add_argument("--steps", type=int, default=53816,
+                   help="training steps in total (default 53816, the shipped model)")
     p.add_argument("--minutes", type=float, default=55.0,
                    help="stop this invocation after this many minutes of training (0 = no limit; default 55)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda (default auto)")

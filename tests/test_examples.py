@@ -50,6 +50,17 @@ def test_motion_check_runs_on_a_model_and_a_frame_folder(motion_check, tmp_path,
     assert out["frames"] == 4 and out["num"] == 4
     assert out["data"]["motion"] > 0.1                            # independent noise frames (resized)
     assert 0 <= out["model"]["motion"] < 1 and sheet.exists()
+    assert 0 < out["model"]["noise"] < 1                          # other motion seeds change the clips
+
+
+def test_noise_effect_is_zero_only_when_the_motion_noise_changes_nothing(motion_check):
+    torch.manual_seed(0)
+    G = TemporalGenerator(ModelConfig(**TINY)).eval()
+    a = motion_check.model_clips(G, 3, 4)
+    assert torch.equal(a, motion_check.model_clips(G, 3, 4))     # same seeds, same clips
+    b = motion_check.model_clips(G, 3, 4, motion_seed=3)
+    assert not torch.equal(a, b)
+    assert motion_check.noise_effect(a, a) == 0 and motion_check.noise_effect(a, b) > 0
 
 
 @pytest.fixture(scope="module")
