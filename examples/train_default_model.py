@@ -57,7 +57,10 @@ def parse_args(argv=None):
     p.add_argument("--export-from", default=None, metavar="CHECKPOINT",
                    help="export this checkpoint directory (e.g. the snapshot with the best FVD) "
                         "instead of the newest one in --run")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.steps < 1:
+        p.error(f"--steps must be at least 1 (training steps in all), got {args.steps}.")
+    return args
 
 
 def build_data(path):
@@ -87,7 +90,7 @@ def train_model(args):
     from vidgan.training import TrainConfig, train
     from vidgan.training.state import list_checkpoints
 
-    done = max([step for step, _ in list_checkpoints(args.run)] if os.path.isdir(args.run) else [0])
+    done = max([0] + [step for step, _ in list_checkpoints(args.run)])
     deadline = time.time() + args.minutes * 60 if args.minutes > 0 else None
     cfg, summary = None, None
     for end, offset in phase_plan(args.steps):

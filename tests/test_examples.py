@@ -112,3 +112,9 @@ def test_recipe_trains_each_phase_with_its_time_offset_and_resumes_past_finished
     calls.clear()
     _, summary = recipe.train_model(args)
     assert calls == [(5, 3)] and summary["step"] == 5
+
+
+def test_recipe_rejects_a_step_count_below_one(recipe, capsys):
+    with pytest.raises(SystemExit) as exc:
+        recipe.parse_args(["--steps", "0"])
+    assert exc.value.code == 2 and "--steps must be at least 1" in capsys.readouterr().err
