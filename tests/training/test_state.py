@@ -109,6 +109,20 @@ def test_checkpoint_older_than_a_new_config_field_still_resumes(tmp_path):
         S.find_resumable(run, ModelConfig(**TINY_MODEL, motion_to_styles=False).to_dict(), G_ema, mods)
 
 
+def test_a_new_training_clip_length_resumes_and_is_reported(tmp_path):
+    # frames shapes no parameter, so a later phase may train on longer clips; other fields still must match.
+    run = tmp_path / "run"
+    path, G_saved, _ = _save(run, 3)
+    longer = ModelConfig(**dict(TINY_MODEL, frames=8))
+    messages = []
+    G_ema, mods = _models(1)
+    found, state = S.find_resumable(run, longer.to_dict(), G_ema, mods, log=messages.append)
+    assert found == path and state["step"] == 3 and _same(G_ema, G_saved)
+    assert messages == [f"note: {path.name} was trained with model.frames=4; continuing with 8."]
+    with pytest.raises(CheckpointError, match=r"incompatible config: model\.channel_max \(checkpoint 16, now 8\);"):
+        S.find_resumable(run, ModelConfig(**dict(TINY_MODEL, frames=8, channel_max=8)).to_dict(), G_ema, mods)
+
+
 def test_rng_state_round_trip():
     saved = S.rng_state()
     a = (torch.rand(3), np.random.rand(3), random.random())

@@ -153,13 +153,19 @@ def _with_defaults(model: Any) -> Any:
         return model
 
 
+# Model config fields that shape no parameter: a run may continue with a new value (a later phase of
+# training on longer clips, say). Every other field must match the checkpoint's.
+CHANGEABLE_ON_RESUME = ("frames",)
+
+
 def find_resumable(run_dir, model_cfg: Dict[str, Any], G_ema: torch.nn.Module, modules: Dict[str, torch.nn.Module],
                    log=print) -> Optional[Tuple[Path, Dict[str, Any]]]:
     """Load the newest usable checkpoint of RUN_DIR into the modules; (its path, its state) or None if none.
 
     A corrupt checkpoint is reported (naming the file) and the previous one is tried; when every
     checkpoint is corrupt, CheckpointError. A checkpoint made with a different model config raises
-    CheckpointError naming the differing keys (resuming it would mean silently starting over).
+    CheckpointError naming the differing keys (resuming it would mean silently starting over), except
+    for CHANGEABLE_ON_RESUME fields, which are reported and take the new value.
     """
     from vidgan.training.config import config_diff
 
@@ -173,16 +179,23 @@ def find_resumable(run_dir, model_cfg: Dict[str, Any], G_ema: torch.nn.Module, m
             continue
         saved = {"model": _with_defaults(train["model"])}  # a field added since then takes its default
         diff = config_diff(saved, {"model": model_cfg})
+        changed = [k for k in diff if k.split(".", 1)[1] in CHANGEABLE_ON_RESUME]
+        diff = [k for k in diff if k not in changed]
         if diff:
             details = ", ".join(f"{k} (checkpoint {_get(saved, k)!r}, now {_get({'model': model_cfg}, k)!r})"
                                 for k in diff)
             raise CheckpointError(f"{run_dir} holds a checkpoint ({path.name}) from an incompatible config: "
                                   f"{details}; use the same settings to resume, or a new --out directory.")
         try:
-            return path, load_checkpoint(path, G_ema, modules)
+            state = load_checkpoint(path, G_ema, modules)
         except CheckpointError as exc:
             problems.append(str(exc))
             log(f"warning: {exc} Falling back to the previous checkpoint.")
+            continue
+        for k in changed:
+            log(f"note: {path.name} was trained with {k}={_get(saved, k)!r}; continuing with "
+                f"{_get({'model': model_cfg}, k)!r}.")
+        return path, state
     if problems:
         raise CheckpointError(f"no usable checkpoint in {Path(run_dir) / CKPT_DIR}, every one is corrupt "
                               f"(newest: {problems[0].rstrip('.')}); delete that folder to start over.")
