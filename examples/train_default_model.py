@@ -15,8 +15,8 @@ Three stages, each resumable (run the same command again to continue):
              (config.json with the model config, training steps, data recipe and commands in its meta, and
              generator.safetensors), plus a contact sheet PNG of generated clips for the README.
 
-The recipe is sized for a 2-core CPU: 64x64 frames, 8-frame training clips (the continuous motion
-model renders any length, so `vidgan generate` still makes 16+ frame clips), narrow layers, batch 8.
+The recipe is sized for a 2-core CPU: 64x64 frames, 8-frame training clips and then 16-frame ones
+(the continuous motion model renders any length), narrow layers, batch 8.
 """
 import argparse
 import json
@@ -33,16 +33,18 @@ MODEL_RECIPE = dict(resolution=64, frames=8, z_dim=64, w_dim=128, mapping_layers
 TRAIN_RECIPE = dict(batch=8, lr=0.0025, betas=[0.0, 0.99], loss="logistic", r1_gamma=0.1, r1_every=16,
                     ema_kimg=2.0, ema_rampup=0.05, augment_p=0.0, seed=0, log_every=25, ckpt_every=250,
                     sample_every=250, sample_num=16, keep=3)
-# Two phases, as the shipped model was trained: fake clips render frame times 0..7 up to step 36,533,
+# Three phases, as the shipped model was trained: fake clips render frame times 0..7 up to step 36,533,
 # then start at a random time in 0..32 each step (TrainConfig.time_offset), which trains the frame
-# times of the 16-frame clips that `vidgan generate` and `vidgan eval` render.
-PHASES = [dict(until=36533, time_offset=0), dict(until=None, time_offset=32)]
+# times of the 16-frame clips that `vidgan generate` and `vidgan eval` render; from step 53,816 the
+# clip discriminator sees 16-frame clips (frames shapes no parameter, so the run continues across it).
+PHASES = [dict(until=36533, time_offset=0), dict(until=53816, time_offset=32),
+          dict(until=None, time_offset=32, frames=16)]
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Train and export vidgan's embedded default model (Moving MNIST).")
-    p.add_argument("--steps", type=int, default=53816,
-                   help="training steps in total (default 53816, the shipped model)")
+    p.add_argument("--steps", type=int, default=58750,
+                   help="training steps in total (default 58750, the shipped model)")
     p.add_argument("--minutes", type=float, default=55.0,
                    help="stop this invocation after this many minutes of training (0 = no limit; default 55)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda (default auto)")
@@ -75,12 +77,13 @@ def build_data(path):
 
 
 def phase_plan(total_steps, phases=None):
-    """[(steps to train up to, time_offset), ...] for a run of total_steps steps in all (phases: PHASES)."""
+    """[(steps to train up to, time_offset, clip frames), ...] for a run of total_steps steps in all
+    (phases: PHASES; a phase without "frames" trains on MODEL_RECIPE's)."""
     plan, start = [], 0
     for phase in PHASES if phases is None else phases:
         end = total_steps if phase["until"] is None else min(phase["until"], total_steps)
         if end > start:
-            plan.append((end, phase["time_offset"]))
+            plan.append((end, phase["time_offset"], phase.get("frames", MODEL_RECIPE["frames"])))
         start = max(start, end)
     return plan
 
@@ -93,14 +96,14 @@ def train_model(args):
     done = max([0] + [step for step, _ in list_checkpoints(args.run)])
     deadline = time.time() + args.minutes * 60 if args.minutes > 0 else None
     cfg, summary = None, None
-    for end, offset in phase_plan(args.steps):
+    for end, offset, frames in phase_plan(args.steps):
         if end <= done and end < args.steps:                # an earlier phase this run has passed
             continue
         left = None if deadline is None else (deadline - time.time()) / 60
         if left is not None and left <= 0 and summary is not None:
             summary["stopped"] = "time limit"
             break
-        cfg = TrainConfig(run_dir=args.run, data=args.data, model=ModelConfig(**MODEL_RECIPE),
+        cfg = TrainConfig(run_dir=args.run, data=args.data, model=ModelConfig(**dict(MODEL_RECIPE, frames=frames)),
                           **dict(TRAIN_RECIPE, batch=args.batch), steps=end, device=args.device,
                           workers=args.workers, time_offset=offset, minutes=left)
         summary = train(cfg)                                # resumes from the run's newest checkpoint

@@ -73,16 +73,25 @@ def recipe():
 
 
 def test_phase_plan_splits_the_run_at_the_phase_boundaries(recipe):
-    phases = [dict(until=10, time_offset=0), dict(until=None, time_offset=5)]
-    assert recipe.phase_plan(25, phases) == [(10, 0), (25, 5)]
-    assert recipe.phase_plan(10, phases) == [(10, 0)]
-    assert recipe.phase_plan(4, phases) == [(4, 0)]
-    first, *rest = recipe.phase_plan(60000)                       # the shipped recipe
-    assert first == (36533, 0) and rest == [(60000, 32)]
+    phases = [dict(until=10, time_offset=0), dict(until=20, time_offset=5), dict(until=None, time_offset=5, frames=16)]
+    assert recipe.phase_plan(25, phases) == [(10, 0, 8), (20, 5, 8), (25, 5, 16)]
+    assert recipe.phase_plan(20, phases) == [(10, 0, 8), (20, 5, 8)]
+    assert recipe.phase_plan(10, phases) == [(10, 0, 8)]
+    assert recipe.phase_plan(4, phases) == [(4, 0, 8)]
+    assert recipe.phase_plan(60000) == [(36533, 0, 8), (53816, 32, 8), (60000, 32, 16)]   # the shipped recipe
 
 
-def test_recipe_trains_each_phase_with_its_time_offset_and_resumes_past_finished_phases(recipe, tmp_path,
-                                                                                          monkeypatch):
+def test_recipe_defaults_reproduce_the_shipped_model(recipe):
+    # `make default-model` must train what vidgan/assets/default holds: its steps and its phases.
+    meta = json.load(open(os.path.join(REPO, "vidgan", "assets", "default", "config.json")))["meta"]
+    assert recipe.parse_args([]).steps == meta["training"]["steps"]
+    assert meta["training"]["phases"] == recipe.PHASES
+    model = meta["training"]["train_config"]["model"]
+    assert model == {**model, **recipe.MODEL_RECIPE, "frames": recipe.PHASES[-1]["frames"]}
+
+
+def test_recipe_trains_each_phase_with_its_settings_and_resumes_past_finished_phases(recipe, tmp_path,
+                                                                                      monkeypatch):
     import vidgan.training
     from vidgan.data import make_moving_mnist
     from vidgan.training.state import list_checkpoints, read_train_config
@@ -90,28 +99,30 @@ def test_recipe_trains_each_phase_with_its_time_offset_and_resumes_past_finished
     from tests.training.conftest import TINY_MODEL
 
     data = make_moving_mnist(str(tmp_path / "mm.vidpack"), videos=4, frames=8, digits=1, size=32, seed=1)
-    monkeypatch.setattr(recipe, "MODEL_RECIPE", TINY_MODEL)
+    monkeypatch.setattr(recipe, "MODEL_RECIPE", TINY_MODEL)                     # 4-frame clips
     monkeypatch.setattr(recipe, "TRAIN_RECIPE", dict(recipe.TRAIN_RECIPE, log_every=1, ckpt_every=1,
                                                      sample_every=0, keep=10, r1_every=2))
-    monkeypatch.setattr(recipe, "PHASES", [dict(until=2, time_offset=0), dict(until=None, time_offset=3)])
+    monkeypatch.setattr(recipe, "PHASES", [dict(until=2, time_offset=0), dict(until=3, time_offset=3),
+                                           dict(until=None, time_offset=3, frames=6)])
     calls = []
     real_train = vidgan.training.train
 
     def train(cfg, **kw):
-        calls.append((cfg.steps, cfg.time_offset))
+        calls.append((cfg.steps, cfg.time_offset, cfg.model.frames))
         return real_train(cfg, **kw)
 
     monkeypatch.setattr(vidgan.training, "train", train)
-    args = recipe.parse_args(["--run", str(tmp_path / "run"), "--data", data, "--steps", "4", "--minutes", "0",
+    args = recipe.parse_args(["--run", str(tmp_path / "run"), "--data", data, "--steps", "5", "--minutes", "0",
                               "--batch", "2", "--workers", "0", "--no-export"])
     cfg, summary = recipe.train_model(args)
-    assert calls == [(2, 0), (4, 3)] and summary["stopped"] == "completed" and summary["step"] == 4
-    offsets = {step: read_train_config(path)["time_offset"] for step, path in list_checkpoints(args.run)}
-    assert offsets == {1: 0, 2: 0, 3: 3, 4: 3}
-    args.steps = 5                                                # continuing skips the finished first phase
+    assert calls == [(2, 0, 4), (3, 3, 4), (5, 3, 6)] and summary["stopped"] == "completed" and summary["step"] == 5
+    saved = {step: read_train_config(path) for step, path in list_checkpoints(args.run)}
+    assert {step: (t["time_offset"], t["model"]["frames"]) for step, t in saved.items()} == \
+        {1: (0, 4), 2: (0, 4), 3: (3, 4), 4: (3, 6), 5: (3, 6)}
+    args.steps = 6                                                # continuing skips the finished phases
     calls.clear()
     _, summary = recipe.train_model(args)
-    assert calls == [(5, 3)] and summary["step"] == 5
+    assert calls == [(6, 3, 6)] and summary["step"] == 6
 
 
 def test_recipe_rejects_a_step_count_below_one(recipe, capsys):
