@@ -15,12 +15,16 @@ from tests.test_generate import TINY
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture(scope="module")
-def motion_check():
-    spec = importlib.util.spec_from_file_location("motion_check", os.path.join(REPO, "examples", "motion_check.py"))
+def _example(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "examples", name + ".py"))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+@pytest.fixture(scope="module")
+def motion_check():
+    return _example("motion_check")
 
 
 def test_clip_stats_tell_still_from_moving(motion_check):
@@ -65,11 +69,7 @@ def test_noise_effect_is_zero_only_when_the_motion_noise_changes_nothing(motion_
 
 @pytest.fixture(scope="module")
 def recipe():
-    spec = importlib.util.spec_from_file_location("train_default_model",
-                                                  os.path.join(REPO, "examples", "train_default_model.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return _example("train_default_model")
 
 
 def test_phase_plan_splits_the_run_at_the_phase_boundaries(recipe):
@@ -129,3 +129,43 @@ def test_recipe_rejects_a_step_count_below_one(recipe, capsys):
     with pytest.raises(SystemExit) as exc:
         recipe.parse_args(["--steps", "0"])
     assert exc.value.code == 2 and "--steps must be at least 1" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def digit_check():
+    return _example("digit_check")
+
+
+def test_digit_stability_is_the_share_of_frames_showing_the_clips_most_common_pair(digit_check):
+    pairs = torch.tensor([[[1, 3]] * 4,                                      # the same two digits throughout
+                          [[1, 3], [1, 3], [2, 5], [4, 6]]])                 # they turn into others
+    assert digit_check.stability(pairs) == {"stable": (1 + 0.5) / 2, "ends": 0.5}
+
+
+def test_digit_classifier_learns_to_name_held_out_digit_pairs(digit_check):
+    from vidgan.data.mnist import load_digits
+
+    net, accuracy = digit_check.train_classifier(size=48, steps=300, batch=32, log=lambda m: None)
+    assert accuracy > 0.2                                         # 0.35 here; guessing a pair of 45 gets 0.02
+    x, _ = digit_check.labelled_frames(*load_digits("test", labels=True), 3, 48, np.random.default_rng(5))
+    clips = x[:, 0, :, :, None].expand(3, 48, 48, 3)[:, None].expand(3, 4, 48, 48, 3)   # 3 still clips
+    pairs = digit_check.digit_pairs(net, clips)
+    assert pairs.shape == (3, 4, 2) and (pairs[..., 0] < pairs[..., 1]).all()     # two different digits, sorted
+    assert digit_check.stability(pairs) == {"stable": 1.0, "ends": 1.0}           # a still clip keeps its pair
+
+
+def test_digit_check_runs_on_a_model_and_refuses_bad_counts(digit_check, tmp_path, capsys):
+    from vidgan.data import make_moving_mnist
+
+    torch.manual_seed(0)
+    save_model(tmp_path / "model", TemporalGenerator(ModelConfig(**TINY)))
+    data = make_moving_mnist(str(tmp_path / "mm.vidpack"), videos=3, frames=6, digits=2, size=32, seed=1)
+    assert digit_check.main(["--checkpoint", str(tmp_path / "model"), "--data", data, "--num", "3",
+                             "--frames", "4", "--steps", "2"]) == 0
+    out = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert out["num"] == 3 and out["frames"] == 4 and 0 <= out["accuracy"] <= 1
+    for who in ("model", "data"):
+        assert 1 / 4 <= out[who]["stable"] <= 1 and 0 <= out[who]["ends"] <= 1
+    with pytest.raises(SystemExit) as exc:
+        digit_check.parse_args(["--data", data, "--num", "0"])
+    assert exc.value.code == 2 and "--num must be at least 1" in capsys.readouterr().err

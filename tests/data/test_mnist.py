@@ -54,6 +54,14 @@ def test_split_shares_no_digit_image():
     assert not any(img.tobytes() in seen for img in test)
 
 
+def test_digit_labels_come_with_the_same_images(tmp_path):
+    images, labels = load_digits("test", labels=True)
+    assert np.array_equal(images, load_digits("test")) and labels.shape == (1000,)
+    assert np.bincount(labels, minlength=10).min() > 50            # every class, in its share
+    with pytest.raises(InputError, match="labels are known only"):
+        load_digits("train", mnist=str(tmp_path / "x-idx3-ubyte"), labels=True)
+
+
 def test_moving_mnist_pack_equals_folder(tmp_path):
     folder = make_moving_mnist(tmp_path / "mm", videos=2, frames=5, digits=1, seed=1, split="test")
     pack = make_moving_mnist(tmp_path / "mm.vidpack", videos=2, frames=5, digits=1, seed=1, split="test")

