@@ -39,6 +39,12 @@ def classifier() -> nn.Module:
                          nn.Flatten(), nn.Linear(128, 10))
 
 
+@torch.no_grad()
+def logits(net, x: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """net(x) in chunks of frames, so thousands of 64x64 frames need no gigabytes of activations."""
+    return torch.cat([net(x[i:i + chunk]) for i in range(0, len(x), chunk)])
+
+
 def labelled_frames(images, labels, n, size, rng):
     """n frames [n, 1, size, size] of two digits each at random places (max-composited, as in
     Moving MNIST) and their multi-hot classes [n, 10]."""
@@ -72,17 +78,15 @@ def train_classifier(size=64, steps=1500, batch=64, seed=0, log=print):
     net.eval()
     x, y = labelled_frames(*load_digits("test", labels=True), 2000, size, np.random.default_rng(seed + 1))
     two = y.sum(1) == 2                                   # frames whose two digits differ
-    with torch.no_grad():
-        pred = torch.zeros_like(y).scatter_(1, net(x).topk(2, dim=1).indices, 1)
+    pred = torch.zeros_like(y).scatter_(1, logits(net, x).topk(2, dim=1).indices, 1)
     return net, round((pred[two] == y[two]).all(dim=1).float().mean().item(), 3)
 
 
-@torch.no_grad()
 def digit_pairs(net, clips: torch.Tensor) -> torch.Tensor:
     """clips float [N, T, H, W, C] in [0, 1] -> the digit pair read in each frame, int [N, T, 2] (sorted)."""
     n, t = clips.shape[:2]
     x = clips.mean(dim=-1).reshape(n * t, 1, *clips.shape[2:4])
-    return net(x).topk(2, dim=1).indices.sort(dim=1).values.reshape(n, t, 2)
+    return logits(net, x).topk(2, dim=1).indices.sort(dim=1).values.reshape(n, t, 2)
 
 
 def stability(pairs: torch.Tensor) -> dict:
