@@ -31,6 +31,7 @@ def test_unknown_keys_are_named():
     ("channel_max", 0, "channel_max"), ("frame_d_frames", 99, "frame_d_frames"),
     ("time_period_min", 100.0, "time_period_min"), ("conv_clamp", -1.0, "conv_clamp"),
     ("mapping_lr_mul", float("nan"), "mapping_lr_mul"), ("clip_diff", 1, "clip_diff"),
+    ("pair_d", "yes", "pair_d must be true or false"), ("pair_d_pairs", 0, "pair_d_pairs must be at least 1"),
 ])
 def test_bad_values_raise_input_error_naming_the_field(key, value, pattern):
     with pytest.raises(InputError, match=pattern):

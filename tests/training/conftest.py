@@ -27,10 +27,12 @@ def mm_pack(tmp_path_factory):
 
 @pytest.fixture
 def make_cfg(mm_pack):
-    """make_cfg(run_dir, **fields) -> a TrainConfig of the tiny model on the tiny pack."""
-    def make(run_dir, **fields):
+    """make_cfg(run_dir, sets=(), **fields) -> a TrainConfig of the tiny model on the tiny pack
+    (sets: more --set assignments, e.g. ["model.pair_d=true"])."""
+    def make(run_dir, sets=(), **fields):
         overrides = dict(TINY_RUN, data=mm_pack)
         overrides.update(fields)
         model = [f"model.{k}={overrides.pop(k)}" for k in ("resolution", "frames") if k in overrides]
-        return TrainConfig.from_sources(str(run_dir), overrides=overrides, assignments=tiny_sets() + model)
+        return TrainConfig.from_sources(str(run_dir), overrides=overrides,
+                                        assignments=tiny_sets() + model + list(sets))
     return make

@@ -62,11 +62,21 @@ def test_unknown_keys_are_named(tmp_path, where):
     ("betas=[0.5]", "betas"),
     ("steps=1.5", "steps"),
     ("time_offset=-1", "time_offset"),
+    ("pair_weight=-1", "pair_weight must not be negative"),
     ("nonsense", "KEY=VALUE"),
 ])
 def test_bad_values_raise_one_clear_error(tmp_path, assignment, words):
     with pytest.raises(InputError, match=words):
         TrainConfig.from_sources(tmp_path / "run", assignments=[assignment])
+
+
+def test_some_discriminator_must_train(tmp_path):
+    off = ["frame_weight=0", "clip_weight=0"]
+    with pytest.raises(InputError, match="at least one discriminator must train"):
+        TrainConfig.from_sources(tmp_path / "run", assignments=off)
+    with pytest.raises(InputError, match="at least one discriminator must train"):
+        TrainConfig.from_sources(tmp_path / "run", assignments=off + ["model.pair_d=true", "pair_weight=0"])
+    assert TrainConfig.from_sources(tmp_path / "run", assignments=off + ["model.pair_d=true"]).model.pair_d
 
 
 def test_bad_config_files(tmp_path):

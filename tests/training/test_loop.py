@@ -107,6 +107,47 @@ def test_fake_clips_start_at_random_times_only_with_time_offset(tmp_path, make_c
         assert set(starts) == {0}
 
 
+def test_pair_discriminator_trains_saves_and_resumes_bit_exactly(tmp_path, make_cfg):
+    pair = ["model.pair_d=true", "model.pair_d_pairs=1"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    train(make_cfg(a, sets=pair, steps=4, augment_p=0.5, time_offset=4, ckpt_every=2), log=quiet)
+    train(make_cfg(b, sets=pair, steps=2, augment_p=0.5, time_offset=4), log=quiet)
+    train(make_cfg(b, sets=pair, steps=4, augment_p=0.5, time_offset=4), log=quiet)
+    ca, cb = a / "checkpoints" / "step-00000004", b / "checkpoints" / "step-00000004"
+    fa, fb = (load_file(str(c / "Dp.safetensors")) for c in (ca, cb))
+    assert fa.keys() == fb.keys() and all(torch.equal(fa[k], fb[k]) for k in fa)
+    assert all(torch.equal(x, y) for x, y in zip(_files(ca)["G"].values(), _files(cb)["G"].values()))
+    da, db = _flat(_state(ca)["opt_D"]), _flat(_state(cb)["opt_D"])
+    assert da.keys() == db.keys() and len(_state(ca)["opt_D"]["param_groups"]) == 2
+    assert all(torch.equal(v, db[k]) if torch.is_tensor(v) else v == db[k] for k, v in da.items())
+    stats = [json.loads(line) for line in (a / "stats.jsonl").read_text().splitlines()]
+    assert all({"loss_Dp", "loss_Gp"} <= set(s) for s in stats) and "r1_p" in stats[0]
+
+
+def test_a_pair_discriminator_added_to_a_run_keeps_the_other_optimiser_moments(tmp_path, make_cfg):
+    run = tmp_path / "run"
+    train(make_cfg(run, steps=2), log=quiet)
+    saved = _state(run / "checkpoints" / "step-00000002")["opt_D"]
+    messages = []
+    trainer = Trainer(make_cfg(run, sets=["model.pair_d=true"], steps=3), log=messages.append)
+    assert "note: step-00000002 was trained with model.pair_d=False; Dp is new and starts from fresh weights." \
+        in messages
+    now = trainer.opt_D.state_dict()
+    n = len(saved["param_groups"][0]["params"])
+    assert now["param_groups"][0]["params"] == list(range(n)) and len(now["param_groups"]) == 2
+    assert all(torch.equal(now["state"][i]["exp_avg"], saved["state"][i]["exp_avg"]) for i in range(n))
+    assert not any(i in now["state"] for i in now["param_groups"][1]["params"])   # Dp's moments start at zero
+    before = {k: v.clone() for k, v in trainer.Dp.state_dict().items()}
+    res = trainer.run()
+    trainer.close()
+    assert res["start_step"] == 2 and res["step"] == 3
+    after = load_file(str(run / "checkpoints" / "step-00000003" / "Dp.safetensors"))
+    assert any(not torch.equal(after[k], before[k]) for k in after)                # Dp trained
+    # The frame and clip weights may both be 0 when the pair discriminator trains.
+    cfg = make_cfg(tmp_path / "only-pair", sets=["model.pair_d=true"], steps=1, frame_weight=0, clip_weight=0)
+    assert train(cfg, log=quiet)["last_stats"]["loss_Dp"] > 0
+
+
 def test_nan_restores_lowers_lr_then_stops(tmp_path, make_cfg):
     run = tmp_path / "run"
     cfg = make_cfg(run, steps=6, ckpt_every=1, debug_nan_steps=[2, 4])

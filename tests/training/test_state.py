@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vidgan.errors import CheckpointError
-from vidgan.models import ClipDiscriminator, FrameDiscriminator, ModelConfig, TemporalGenerator
+from vidgan.models import ClipDiscriminator, FrameDiscriminator, ModelConfig, PairDiscriminator, TemporalGenerator
 from vidgan.training import state as S
 
 from .conftest import TINY_MODEL
@@ -121,6 +121,33 @@ def test_a_new_training_clip_length_resumes_and_is_reported(tmp_path):
     assert messages == [f"note: {path.name} was trained with model.frames=4; continuing with 8."]
     with pytest.raises(CheckpointError, match=r"incompatible config: model\.channel_max \(checkpoint 16, now 8\);"):
         S.find_resumable(run, ModelConfig(**dict(TINY_MODEL, frames=8, channel_max=8)).to_dict(), G_ema, mods)
+
+
+def test_a_pair_discriminator_switched_on_starts_fresh_and_is_reported(tmp_path):
+    # A run that adds model.pair_d loads G, Df and Dc from a checkpoint without Dp; Dp keeps its new
+    # weights. Switching it off again (a checkpoint with Dp) is refused like any other change.
+    run = tmp_path / "run"
+    path, G_saved, saved_mods = _save(run, 3)
+    with_pair = ModelConfig(**dict(TINY_MODEL, pair_d=True, pair_d_pairs=1))
+    G_ema, mods = _models(1)
+    Dp = PairDiscriminator(with_pair)
+    fresh = {k: v.clone() for k, v in Dp.state_dict().items()}
+    messages = []
+    found, state = S.find_resumable(run, with_pair.to_dict(), G_ema, dict(mods, Dp=Dp), log=messages.append)
+    assert found == path and state["step"] == 3 and _same(G_ema, G_saved)
+    assert all(_same(mods[k], saved_mods[k]) for k in ("G", "Df", "Dc"))
+    assert all(torch.equal(v, fresh[k]) for k, v in Dp.state_dict().items())
+    assert messages == [f"note: {path.name} was trained with model.pair_d=False; Dp is new and starts from "
+                        "fresh weights."]
+    path5 = S.save_checkpoint(run, 5, G_ema, dict(mods, Dp=Dp), {"step": 5}, {"model": with_pair.to_dict()})
+    G_ema, mods = _models(2)
+    with pytest.raises(CheckpointError, match=r"model\.pair_d \(checkpoint True, now False\)"):
+        S.find_resumable(run, ModelConfig(**TINY_MODEL).to_dict(), G_ema, mods)
+    # A checkpoint with Dp resumes it (with any number of pairs per clip).
+    Dp2 = PairDiscriminator(with_pair)
+    found, _ = S.find_resumable(run, dict(with_pair.to_dict(), pair_d_pairs=4), G_ema, dict(mods, Dp=Dp2),
+                                log=messages.append)
+    assert found == path5 and _same(Dp2, Dp)
 
 
 def test_rng_state_round_trip():

@@ -47,6 +47,10 @@ class ModelConfig:
     d_channel_base: int = 512
     d_channel_max: int = 128
     mbstd_group: int = 4
+    # Pair discriminator (2D, optional): two frames of one clip, at least frames // 2 apart, stacked as
+    # 6 channels, so it sees whether a clip's content stays the same; widths as the frame D's.
+    pair_d: bool = False
+    pair_d_pairs: int = 2                # pairs drawn from each clip
     # Clip discriminator ((2+1)D over the whole clip, with frame differences as extra input).
     clip_channel_base: int = 256
     clip_channel_max: int = 64
@@ -118,7 +122,7 @@ class ModelConfig:
                              f"got {self.motion_interp!r}.")
         for name in ("z_dim", "w_dim", "mapping_layers", "motion_dim", "motion_code_dim", "motion_spacing",
                      "time_features", "channel_base", "channel_max", "frame_d_frames", "d_channel_base",
-                     "d_channel_max", "mbstd_group", "clip_channel_base", "clip_channel_max"):
+                     "d_channel_max", "mbstd_group", "pair_d_pairs", "clip_channel_base", "clip_channel_max"):
             if getattr(self, name) < 1:
                 raise InputError(f"model config {name} must be at least 1, got {getattr(self, name)}.")
         if self.clip_input_div not in (1, 2, 4):

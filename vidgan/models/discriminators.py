@@ -1,6 +1,7 @@
-"""FrameDiscriminator (2D, on k frames of each clip) and ClipDiscriminator ((2+1)D, on the whole clip).
+"""FrameDiscriminator (2D, on k frames of each clip), ClipDiscriminator ((2+1)D, on the whole clip) and
+PairDiscriminator (2D, on pairs of far-apart frames of each clip).
 
-Both take video [N, 3, T, H, W] and return logits [N, 1]; both downsample with FIR filters through
+All take video [N, 3, T, H, W] and return logits [N, 1]; all downsample with FIR filters through
 vidgan.ops.upfirdn2d and end with a minibatch-std layer.
 """
 import math
@@ -27,12 +28,14 @@ class FrameDiscriminator(nn.Module):
     `frame_index` [N, k] is given. Each frame gets a logit; the clip's logit is their mean: [N, 1].
     """
 
+    stack = 1  # frames stacked along channels into one input image
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
         r = cfg.resolution
         clamp = cfg.conv_clamp
-        self.from_rgb = EqualConv2d(3, cfg.d_width(r), 1, act="lrelu", clamp=clamp)
+        self.from_rgb = EqualConv2d(3 * self.stack, cfg.d_width(r), 1, act="lrelu", clamp=clamp)
         self.blocks = nn.ModuleList([DownBlock2d(cfg.d_width(2 ** k), cfg.d_width(2 ** (k - 1)), clamp=clamp)
                                      for k in range(int(math.log2(r)), 2, -1)])
         c4 = cfg.d_width(4)
@@ -47,18 +50,39 @@ class FrameDiscriminator(nn.Module):
         return torch.rand(n, t).argsort(dim=1)[:, :k]
 
     def forward(self, video: torch.Tensor, frame_index: Optional[torch.Tensor] = None) -> torch.Tensor:
-        _check_video(video, self.cfg, "FrameDiscriminator")
+        _check_video(video, self.cfg, type(self).__name__)
         n, _, t = video.shape[:3]
         idx = self.sample_frames(n, t) if frame_index is None else frame_index.long().cpu()
+        idx = idx.reshape(n, -1, self.stack)                              # [N, k, stack]
         k = idx.shape[1]
-        flat = (torch.arange(n)[:, None] * t + idx).reshape(-1).to(video.device)   # [N*k] into [N*T]
-        frames = video.transpose(1, 2).reshape(n * t, 3, *video.shape[3:]).index_select(0, flat)  # [N*k, 3, H, W]
-        x = self.from_rgb(frames)
+        flat = (torch.arange(n)[:, None, None] * t + idx).reshape(-1).to(video.device)   # into [N*T]
+        frames = video.transpose(1, 2).reshape(n * t, 3, *video.shape[3:]).index_select(0, flat)
+        x = self.from_rgb(frames.reshape(n * k, 3 * self.stack, *video.shape[3:]))   # [N*k, 3*stack, H, W] in
         for block in self.blocks:
             x = block(x)                                                  # [N*k, C, r, r]
         x = self.conv(self.mbstd(x))                                      # [N*k, C4, 4, 4]
         logits = self.out(self.fc(x.flatten(1)))                          # [N*k, 1]
         return logits.reshape(n, k).mean(dim=1, keepdim=True)             # [N, 1]
+
+
+class PairDiscriminator(FrameDiscriminator):
+    """2D residual discriminator on pairs of frames of one clip, stacked as 6 channels: [N, 3, T, H, W] -> [N, 1].
+
+    The two frames of a pair are at least T // 2 apart, earlier one first, so it judges whether a clip
+    keeps its content (the same digits, the same face) over time, which neither a single frame nor a
+    short-range motion filter shows. `cfg.pair_d_pairs` pairs per clip, drawn with the global CPU RNG
+    unless `frame_index` [N, k, 2] is given; the clip's logit is the mean of its pairs'.
+    """
+
+    stack = 2
+
+    def sample_frames(self, n: int, t: int) -> torch.Tensor:
+        """[N, k, 2] frame indices (a, b) with a + T // 2 <= b, uniform over the gap, then over a."""
+        k = self.cfg.pair_d_pairs
+        gap_min = max(1, t // 2)
+        gap = gap_min + (torch.rand(n, k) * (t - gap_min)).long()        # gap_min .. t - 1
+        a = (torch.rand(n, k) * (t - gap)).long()                         # 0 .. t - 1 - gap
+        return torch.stack([a, a + gap], dim=2)
 
 
 class ClipDiscriminator(nn.Module):

@@ -29,7 +29,7 @@ ALIASES = {"resolution": "model.resolution", "frames": "model.frames"}
 
 @dataclass
 class TrainConfig:
-    """Settings of one training run. `model` is the vidgan.models.ModelConfig of G, Df and Dc."""
+    """Settings of one training run. `model` is the vidgan.models.ModelConfig of G, Df, Dc (and Dp)."""
 
     run_dir: str = "run"                 # checkpoints/, samples/, stats.jsonl, train_config.json
     data: Optional[str] = None           # frame folders, video files, one video, or a .vidpack
@@ -53,6 +53,7 @@ class TrainConfig:
     loss: str = "logistic"               # one of LOSSES
     frame_weight: float = 1.0            # weight of the frame discriminator's loss terms
     clip_weight: float = 1.0             # weight of the clip discriminator's loss terms
+    pair_weight: float = 1.0             # weight of the pair discriminator's loss terms (with model.pair_d)
     r1_gamma: float = 0.1                # R1 weight on real data (0 = off; ignored by wgan-gp)
     r1_every: int = 16                   # lazy R1: every k steps, scaled by k
     gp_weight: float = 10.0              # WGAN-GP gradient-penalty weight
@@ -192,11 +193,12 @@ class TrainConfig:
                              f"{frames}; set eval_every=0 or use --frames 9 or more.")
         if self.minutes is not None and not self.minutes > 0:
             raise InputError(f"minutes must be positive (or null for no limit), got {self.minutes}.")
-        for name in ("r1_gamma", "gp_weight", "frame_weight", "clip_weight"):
+        for name in ("r1_gamma", "gp_weight", "frame_weight", "clip_weight", "pair_weight"):
             if float(getattr(self, name)) < 0:
                 raise InputError(f"{name} must not be negative, got {getattr(self, name)}.")
-        if self.frame_weight == 0 and self.clip_weight == 0:
-            raise InputError("frame_weight and clip_weight are both 0; at least one discriminator must train.")
+        if self.frame_weight == 0 and self.clip_weight == 0 and not (self.model.pair_d and self.pair_weight > 0):
+            raise InputError("frame_weight and clip_weight are both 0 (and no pair discriminator trains); "
+                             "at least one discriminator must train.")
 
     def check_world(self, world_size: int) -> int:
         """The per-rank micro-batch; InputError unless batch divides into world_size * accum parts."""

@@ -2,7 +2,7 @@
 
 torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT; `setup` joins the
 process group (NCCL on GPUs, gloo on CPU) and picks this rank's device. Training is data
-parallel: every rank holds full copies of G, Df and Dc, draws its own noise and its own
+parallel: every rank holds full copies of G and the Ds, draws its own noise and its own
 shard of the data, and gradients are averaged over ranks once per optimiser step (after all
 gradient-accumulation rounds) by one flattened all-reduce per model. This is what
 DistributedDataParallel does, done by hand so that the lazy R1 penalty (a double backward

@@ -3,8 +3,9 @@
 One step, on every rank, with a per-rank micro-batch of batch / (world_size * accum) clips:
 
     D update:  accum rounds of  real ~ data, fake = G(z, motion) (no grad), both augmented,
-               loss = sum over {frame D, clip D} of weight * (d_loss + WGAN-GP | lazy R1 every k steps);
-               gradients averaged over ranks, one Adam step for Df and Dc.
+               loss = sum over {frame D, clip D, pair D if model.pair_d} of
+                      weight * (d_loss + WGAN-GP | lazy R1 every k steps);
+               gradients averaged over ranks, one Adam step for Df, Dc (and Dp).
     G update:  accum rounds of  fake = G(z, motion), augmented, loss = sum of weight * g_loss(D(fake));
                gradients averaged over ranks, one Adam step; then the EMA of G.
 
@@ -27,7 +28,7 @@ import numpy as np
 import torch
 
 from vidgan.errors import CheckpointError, InputError, VidganError
-from vidgan.models import ClipDiscriminator, FrameDiscriminator, TemporalGenerator
+from vidgan.models import ClipDiscriminator, FrameDiscriminator, PairDiscriminator, TemporalGenerator
 from vidgan.training import distributed as D
 from vidgan.training.augment import VideoAugment, adjust_p
 from vidgan.training.config import RUN_CONFIG_NAME, TrainConfig
@@ -122,24 +123,32 @@ class Trainer:
         self.G = TemporalGenerator(mc).to(dev).train()
         self.Df = FrameDiscriminator(mc).to(dev).train()
         self.Dc = ClipDiscriminator(mc).to(dev).train()
+        self.Dp = PairDiscriminator(mc).to(dev).train() if mc.pair_d else None   # built last: G, Df, Dc
+        # The trained modules, by their checkpoint names.                          # keep their initial weights
+        self.modules = {"G": self.G, "Df": self.Df, "Dc": self.Dc}
+        if self.Dp is not None:
+            self.modules["Dp"] = self.Dp
         if cfg.channels_last and dev.type == "cuda":
-            for m in (self.G, self.Df, self.Dc):
+            for m in self.modules.values():
                 _to_channels_last(m)
         self.G_ema = make_ema(self.G)
-        for m in (self.G, self.Df, self.Dc, self.G_ema):
+        for m in list(self.modules.values()) + [self.G_ema]:
             D.broadcast_module(m, self.dist)
         # (name, module, loss weight) of the discriminators that train
-        self.discs = [(n, m, w) for n, m, w in (("f", self.Df, cfg.frame_weight), ("c", self.Dc, cfg.clip_weight))
-                      if w > 0]
+        self.discs = [(n, m, w) for n, m, w in (("f", self.Df, cfg.frame_weight), ("c", self.Dc, cfg.clip_weight),
+                                                 ("p", self.Dp, cfg.pair_weight)) if m is not None and w > 0]
         self.r1_on = cfg.loss != "wgan-gp" and cfg.r1_gamma > 0
         # Lazy regularisation: fold the R1 steps into D's Adam settings (StyleGAN2's mb_ratio).
         ratio = cfg.r1_every / (cfg.r1_every + 1) if self.r1_on else 1.0
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), eps=1e-8)
         d_lr = cfg.lr if cfg.d_lr is None else cfg.d_lr
-        d_params = [p for _, m, _ in self.discs for p in m.parameters()]
-        self.opt_D = torch.optim.Adam(d_params, lr=d_lr * ratio, betas=tuple(b ** ratio for b in cfg.betas), eps=1e-8)
+        d_params = [p for n, m, _ in self.discs if n != "p" for p in m.parameters()]
+        groups = [{"params": d_params}]
+        if self.Dp is not None:      # a group of its own, so a run that adds Dp keeps Df's and Dc's Adam moments
+            groups.append({"params": [p for n, m, _ in self.discs if n == "p" for p in m.parameters()]})
+        self.opt_D = torch.optim.Adam(groups, lr=d_lr * ratio, betas=tuple(b ** ratio for b in cfg.betas), eps=1e-8)
         self.base_lr = {"G": cfg.lr, "D": d_lr * ratio}
-        self.d_params = d_params
+        self.d_params = [p for _, m, _ in self.discs for p in m.parameters()]
         n = cfg.sample_num
         gen = torch.Generator().manual_seed(cfg.seed + 12345)   # fixed sample seeds, independent of training
         self.sample_z = self.G.sample_content(n, generator=gen, device="cpu")
@@ -156,8 +165,7 @@ class Trainer:
         if self.main:
             clean_temp(self.run_dir)
         D.barrier(self.dist)
-        modules = {"G": self.G, "Df": self.Df, "Dc": self.Dc}
-        found = find_resumable(self.run_dir, cfg.model.to_dict(), self.G_ema, modules, log=self._warn) \
+        found = find_resumable(self.run_dir, cfg.model.to_dict(), self.G_ema, self.modules, log=self._warn) \
             if list_checkpoints(self.run_dir) else None
         steps = D.gather_objects(-1 if found is None else int(found[1]["step"]), self.dist)
         if len(set(steps)) > 1:
@@ -167,7 +175,7 @@ class Trainer:
             path, st = found
             try:
                 self.opt_G.load_state_dict(st["opt_G"])
-                self.opt_D.load_state_dict(st["opt_D"])
+                self.opt_D.load_state_dict(self._opt_D_state(st["opt_D"]))
             except (KeyError, RuntimeError, ValueError) as exc:
                 raise CheckpointError(f"checkpoint file {path / 'state.pt'} does not match this run's optimisers "
                                       f"({type(exc).__name__}: {str(exc).splitlines()[0]}); resume with the "
@@ -190,17 +198,28 @@ class Trainer:
             cfg.to_json(str(self.run_dir / RUN_CONFIG_NAME))
         D.barrier(self.dist)
 
+    def _opt_D_state(self, saved: Dict[str, Any]) -> Dict[str, Any]:
+        """A saved D optimiser state, given the pair discriminator's (fresh) group when it predates it."""
+        groups = saved.get("param_groups") if isinstance(saved, dict) else None
+        if self.Dp is None or not isinstance(groups, list) or len(groups) != len(self.opt_D.param_groups) - 1:
+            return saved
+        n = sum(len(g["params"]) for g in groups)
+        extra = dict(self.opt_D.state_dict()["param_groups"][-1])
+        extra["params"] = list(range(n, n + len(extra["params"])))   # no entries in "state": Adam starts at 0
+        return {"state": saved["state"], "param_groups": list(groups) + [extra]}
+
     # ------------------------------------------------------------------ state in memory / on disk
     def _snapshot(self) -> Dict[str, Any]:
         """The last good state (restored on NaN/Inf)."""
-        return {"step": self.step, "G": _cpu_clone(self.G.state_dict()), "Df": _cpu_clone(self.Df.state_dict()),
-                "Dc": _cpu_clone(self.Dc.state_dict()), "G_ema": _cpu_clone(self.G_ema.state_dict()),
-                "opt_G": _cpu_clone(self.opt_G.state_dict()), "opt_D": _cpu_clone(self.opt_D.state_dict()),
-                "augment_p": self.augment.p}
+        snap = {name: _cpu_clone(m.state_dict()) for name, m in self.modules.items()}
+        snap.update({"step": self.step, "G_ema": _cpu_clone(self.G_ema.state_dict()),
+                     "opt_G": _cpu_clone(self.opt_G.state_dict()), "opt_D": _cpu_clone(self.opt_D.state_dict()),
+                     "augment_p": self.augment.p})
+        return snap
 
     def _restore(self, snap: Dict[str, Any]) -> None:
-        for name in ("G", "Df", "Dc", "G_ema"):
-            getattr(self, name).load_state_dict(snap[name])
+        for name, m in list(self.modules.items()) + [("G_ema", self.G_ema)]:
+            m.load_state_dict(snap[name])
         self.opt_G.load_state_dict(snap["opt_G"])
         self.opt_D.load_state_dict(snap["opt_D"])
         self.augment.p = snap["augment_p"]
@@ -218,8 +237,8 @@ class Trainer:
                      "debug_nan_fired": list(self._fired)}
             meta = {"training": {"steps": self.step, "kimg": self.step * cfg.batch / 1000.0, "data": cfg.data,
                                  "batch": cfg.batch, "loss": cfg.loss, "seed": cfg.seed}}
-            path = save_checkpoint(self.run_dir, self.step, self.G_ema, {"G": self.G, "Df": self.Df, "Dc": self.Dc},
-                                   state, cfg.to_dict(), meta=meta, keep=cfg.keep)
+            path = save_checkpoint(self.run_dir, self.step, self.G_ema, self.modules, state, cfg.to_dict(),
+                                   meta=meta, keep=cfg.keep)
         D.barrier(self.dist)
         self._last_saved = self.step
         self.snapshot = self._snapshot()
@@ -452,13 +471,13 @@ class Trainer:
         rep = Reporter(self.run_dir, cfg.steps, self.step, cfg.batch, self.device, enabled=self.main,
                        progress=cfg.progress, tensorboard=cfg.tensorboard, log=self.log)
         if self.main:
-            n_par = {k: sum(p.numel() for p in m.parameters()) for k, m in
-                     (("G", self.G), ("Df", self.Df), ("Dc", self.Dc))}
+            n_par = {k: sum(p.numel() for p in m.parameters()) for k, m in self.modules.items()}
             rep.write(f"vidgan train: {self.dataset.summary()}")
             rep.write(f"model {cfg.model.resolution}x{cfg.model.resolution}x{cfg.model.frames} "
                       f"({cfg.model.motion} motion), parameters G {n_par['G']:,} Df {n_par['Df']:,} "
-                      f"Dc {n_par['Dc']:,}; batch {cfg.batch} = {self.dist.world_size} rank(s) x {cfg.accum} "
-                      f"x {self.micro} on {self.device}; "
+                      f"Dc {n_par['Dc']:,}" + (f" Dp {n_par['Dp']:,}" if "Dp" in n_par else "")
+                      + f"; batch {cfg.batch} = {self.dist.world_size} rank(s) x {cfg.accum} x {self.micro} "
+                      f"on {self.device}; "
                       + (f"resumed from {self.resumed_from}" if self.resumed_from else "new run")
                       + f"; writing to {self.run_dir}")
         t0 = time.perf_counter()

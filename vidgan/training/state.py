@@ -4,7 +4,8 @@ Layout of one checkpoint (RUN_DIR/checkpoints/step-XXXXXXXX/):
 
     config.json            model config + meta (vidgan.checkpoint.save_model)   } a loadable model:
     generator.safetensors  the EMA generator (vidgan.checkpoint.save_model)     } vidgan.load(RUN_DIR)
-    G.safetensors, Df.safetensors, Dc.safetensors   the trained modules (vidgan.checkpoint.save_modules)
+    G.safetensors, Df.safetensors, Dc.safetensors   the trained modules (vidgan.checkpoint.save_modules;
+    Dp.safetensors                                  Dp with model.pair_d)
     state.pt               optimiser states, step, RNG states of every rank, data position, learning-rate
                            scale, augmentation p (tensors/numbers/lists/dicts only: torch.load(weights_only=True))
     train.json             the TrainConfig of the run
@@ -155,7 +156,10 @@ def _with_defaults(model: Any) -> Any:
 
 # Model config fields that shape no parameter: a run may continue with a new value (a later phase of
 # training on longer clips, say). Every other field must match the checkpoint's.
-CHANGEABLE_ON_RESUME = ("frames",)
+CHANGEABLE_ON_RESUME = ("frames", "pair_d_pairs")
+# Model config switches that add a module: a run may switch one on, and that module starts from fresh
+# weights (a pair discriminator added to a trained run, say); switching one off is refused.
+ADDABLE_ON_RESUME = {"pair_d": "Dp"}
 
 
 def find_resumable(run_dir, model_cfg: Dict[str, Any], G_ema: torch.nn.Module, modules: Dict[str, torch.nn.Module],
@@ -165,7 +169,8 @@ def find_resumable(run_dir, model_cfg: Dict[str, Any], G_ema: torch.nn.Module, m
     A corrupt checkpoint is reported (naming the file) and the previous one is tried; when every
     checkpoint is corrupt, CheckpointError. A checkpoint made with a different model config raises
     CheckpointError naming the differing keys (resuming it would mean silently starting over), except
-    for CHANGEABLE_ON_RESUME fields, which are reported and take the new value.
+    for CHANGEABLE_ON_RESUME fields, which are reported and take the new value, and ADDABLE_ON_RESUME
+    switches turned on, whose module is left as it is (fresh) and reported.
     """
     from vidgan.training.config import config_diff
 
@@ -180,21 +185,29 @@ def find_resumable(run_dir, model_cfg: Dict[str, Any], G_ema: torch.nn.Module, m
         saved = {"model": _with_defaults(train["model"])}  # a field added since then takes its default
         diff = config_diff(saved, {"model": model_cfg})
         changed = [k for k in diff if k.split(".", 1)[1] in CHANGEABLE_ON_RESUME]
-        diff = [k for k in diff if k not in changed]
+        added = [k for k in diff if k.split(".", 1)[1] in ADDABLE_ON_RESUME
+                 and _get(saved, k) is False and model_cfg.get(k.split(".", 1)[1]) is True]
+        diff = [k for k in diff if k not in changed and k not in added]
         if diff:
             details = ", ".join(f"{k} (checkpoint {_get(saved, k)!r}, now {_get({'model': model_cfg}, k)!r})"
                                 for k in diff)
             raise CheckpointError(f"{run_dir} holds a checkpoint ({path.name}) from an incompatible config: "
                                   f"{details}; use the same settings to resume, or a new --out directory.")
         try:
-            state = load_checkpoint(path, G_ema, modules)
+            fresh = {ADDABLE_ON_RESUME[k.split(".", 1)[1]] for k in added}
+            state = load_checkpoint(path, G_ema, {n: m for n, m in modules.items() if n not in fresh})
         except CheckpointError as exc:
             problems.append(str(exc))
             log(f"warning: {exc} Falling back to the previous checkpoint.")
             continue
         for k in changed:
+            if any(k.startswith(a + "_") for a in added):    # a setting of the module just added: nothing changed
+                continue
             log(f"note: {path.name} was trained with {k}={_get(saved, k)!r}; continuing with "
                 f"{_get({'model': model_cfg}, k)!r}.")
+        for k in added:
+            log(f"note: {path.name} was trained with {k}=False; {ADDABLE_ON_RESUME[k.split('.', 1)[1]]} is new "
+                "and starts from fresh weights.")
         return path, state
     if problems:
         raise CheckpointError(f"no usable checkpoint in {Path(run_dir) / CKPT_DIR}, every one is corrupt "
