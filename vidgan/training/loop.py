@@ -123,8 +123,9 @@ class Trainer:
         self.G = TemporalGenerator(mc).to(dev).train()
         self.Df = FrameDiscriminator(mc).to(dev).train()
         self.Dc = ClipDiscriminator(mc).to(dev).train()
-        self.Dp = PairDiscriminator(mc).to(dev).train() if mc.pair_d else None   # built last: G, Df, Dc
-        # The trained modules, by their checkpoint names.                          # keep their initial weights
+        # Dp is built last, so G, Df and Dc start from the same weights with or without it.
+        self.Dp = PairDiscriminator(mc).to(dev).train() if mc.pair_d else None
+        # The trained modules, by their checkpoint names.
         self.modules = {"G": self.G, "Df": self.Df, "Dc": self.Dc}
         if self.Dp is not None:
             self.modules["Dp"] = self.Dp
