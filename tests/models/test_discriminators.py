@@ -112,6 +112,24 @@ def test_pair_discriminator_judges_the_two_frames_of_a_pair_together():
         Dp(torch.randn(2, 3, 4, 16, 16))
 
 
+def test_a_pair_discriminator_can_start_as_the_frame_discriminator_on_the_earlier_frame():
+    cfg = tiny_config(pair_d=True, pair_d_pairs=1)
+    torch.manual_seed(0)
+    Df, Dp = FrameDiscriminator(cfg), PairDiscriminator(cfg)
+    with torch.no_grad():
+        for p in Df.parameters():                              # a "trained" Df: biases not zero
+            p.add_(0.1 * torch.randn_like(p))
+    Dp.init_from(Df)
+    x = torch.randn(4, 3, 4, 32, 32)
+    idx = torch.tensor([[[0, 2]], [[1, 3]], [[0, 3]], [[1, 2]]])
+    torch.testing.assert_close(Dp(x, frame_index=idx), Df(x, frame_index=idx[..., 0]), rtol=1e-5, atol=1e-6)
+    x2 = x.clone()
+    x2[:, :, 2:] = 0                                           # the later frames do not count, yet
+    torch.testing.assert_close(Dp(x2, frame_index=idx), Dp(x, frame_index=idx), rtol=1e-5, atol=1e-6)
+    with pytest.raises(InputError, match="FrameDiscriminator of the same model config"):
+        Dp.init_from(FrameDiscriminator(tiny_config(pair_d=True, d_channel_max=8)))
+
+
 def test_pair_discriminator_gradients_reach_every_parameter_and_the_generator():
     G, _, _ = models()
     Dp = PairDiscriminator(tiny_config(pair_d=True))

@@ -130,14 +130,20 @@ def test_a_pair_discriminator_added_to_a_run_keeps_the_other_optimiser_moments(t
     saved = _state(run / "checkpoints" / "step-00000002")["opt_D"]
     messages = []
     trainer = Trainer(make_cfg(run, sets=["model.pair_d=true"], steps=3), log=messages.append)
-    assert "note: step-00000002 was trained with model.pair_d=False; Dp is new and starts from fresh weights." \
-        in messages
+    assert messages[:2] == ["note: step-00000002 was trained with model.pair_d=False; Dp is new.",
+                            "note: Dp starts as a copy of Df that looks at the earlier frame of each pair."]
+    # Dp begins as the resumed Df on the earlier frame: every layer copied, zero weights for the later frame.
+    df, dp = trainer.Df.state_dict(), trainer.Dp.state_dict()
+    assert all(torch.equal(dp[k], df[k]) for k in df if k != "from_rgb.weight")
+    assert torch.count_nonzero(dp["from_rgb.weight"][:, 3:]) == 0
+    saved_df = load_file(str(run / "checkpoints" / "step-00000002" / "Df.safetensors"))
+    assert all(torch.equal(df[k], saved_df[k]) for k in saved_df)
     now = trainer.opt_D.state_dict()
     n = len(saved["param_groups"][0]["params"])
     assert now["param_groups"][0]["params"] == list(range(n)) and len(now["param_groups"]) == 2
     assert all(torch.equal(now["state"][i]["exp_avg"], saved["state"][i]["exp_avg"]) for i in range(n))
     assert not any(i in now["state"] for i in now["param_groups"][1]["params"])   # Dp's moments start at zero
-    before = {k: v.clone() for k, v in trainer.Dp.state_dict().items()}
+    before = {k: v.clone() for k, v in dp.items()}
     res = trainer.run()
     trainer.close()
     assert res["start_step"] == 2 and res["step"] == 3

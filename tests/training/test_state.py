@@ -137,8 +137,8 @@ def test_a_pair_discriminator_switched_on_starts_fresh_and_is_reported(tmp_path)
     assert found == path and state["step"] == 3 and _same(G_ema, G_saved)
     assert all(_same(mods[k], saved_mods[k]) for k in ("G", "Df", "Dc"))
     assert all(torch.equal(v, fresh[k]) for k, v in Dp.state_dict().items())
-    assert messages == [f"note: {path.name} was trained with model.pair_d=False; Dp is new and starts from "
-                        "fresh weights."]
+    assert messages == [f"note: {path.name} was trained with model.pair_d=False; Dp is new."]
+    assert state["fresh_modules"] == ["Dp"]
     path5 = S.save_checkpoint(run, 5, G_ema, dict(mods, Dp=Dp), {"step": 5}, {"model": with_pair.to_dict()})
     G_ema, mods = _models(2)
     with pytest.raises(CheckpointError, match=r"model\.pair_d \(checkpoint True, now False\)"):
@@ -147,7 +147,7 @@ def test_a_pair_discriminator_switched_on_starts_fresh_and_is_reported(tmp_path)
     Dp2 = PairDiscriminator(with_pair)
     found, _ = S.find_resumable(run, dict(with_pair.to_dict(), pair_d_pairs=4), G_ema, dict(mods, Dp=Dp2),
                                 log=messages.append)
-    assert found == path5 and _same(Dp2, Dp)
+    assert found == path5 and _same(Dp2, Dp) and _["fresh_modules"] == []
 
 
 def test_rng_state_round_trip():

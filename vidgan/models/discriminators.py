@@ -76,6 +76,21 @@ class PairDiscriminator(FrameDiscriminator):
 
     stack = 2
 
+    @torch.no_grad()
+    def init_from(self, frame_d: FrameDiscriminator) -> None:
+        """Start as a copy of a (trained) frame discriminator that looks at the earlier frame only.
+
+        Every layer is copied; the input layer's weights for the later frame are zero, so at first
+        D_pair(a, b) equals D_frame(a), and training teaches it to use frame b: a pair discriminator
+        added to a trained run begins with the frame discriminator's features instead of none.
+        """
+        if type(frame_d) is not FrameDiscriminator or frame_d.cfg.to_dict() != self.cfg.to_dict():
+            raise InputError("init_from needs a FrameDiscriminator of the same model config.")
+        state = frame_d.state_dict()
+        w = state["from_rgb.weight"] * (frame_d.from_rgb.weight_gain / self.from_rgb.weight_gain)
+        state["from_rgb.weight"] = torch.cat([w] + [torch.zeros_like(w)] * (self.stack - 1), dim=1)
+        self.load_state_dict(state)
+
     def sample_frames(self, n: int, t: int) -> torch.Tensor:
         """[N, k, 2] frame indices (a, b) with a + T // 2 <= b, uniform over the gap, then over a."""
         k = self.cfg.pair_d_pairs

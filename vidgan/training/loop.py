@@ -181,6 +181,9 @@ class Trainer:
                 raise CheckpointError(f"checkpoint file {path / 'state.pt'} does not match this run's optimisers "
                                       f"({type(exc).__name__}: {str(exc).splitlines()[0]}); resume with the "
                                       "settings it was made with, or use a new --out.") from None
+            if "Dp" in st.get("fresh_modules", []):       # a pair discriminator added to a trained run
+                self.Dp.init_from(self.Df)
+                self._warn("note: Dp starts as a copy of Df that looks at the earlier frame of each pair.")
             self.step = int(st["step"])
             self.lr_scale = float(st.get("lr_scale", 1.0))
             self.nan_events = int(st.get("nan_events", 0))

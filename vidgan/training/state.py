@@ -170,7 +170,8 @@ def find_resumable(run_dir, model_cfg: Dict[str, Any], G_ema: torch.nn.Module, m
     checkpoint is corrupt, CheckpointError. A checkpoint made with a different model config raises
     CheckpointError naming the differing keys (resuming it would mean silently starting over), except
     for CHANGEABLE_ON_RESUME fields, which are reported and take the new value, and ADDABLE_ON_RESUME
-    switches turned on, whose module is left as it is (fresh) and reported.
+    switches turned on, whose module is left as it is (fresh), reported, and named in the returned
+    state's "fresh_modules" list (empty otherwise).
     """
     from vidgan.training.config import config_diff
 
@@ -206,8 +207,8 @@ def find_resumable(run_dir, model_cfg: Dict[str, Any], G_ema: torch.nn.Module, m
             log(f"note: {path.name} was trained with {k}={_get(saved, k)!r}; continuing with "
                 f"{_get({'model': model_cfg}, k)!r}.")
         for k in added:
-            log(f"note: {path.name} was trained with {k}=False; {ADDABLE_ON_RESUME[k.split('.', 1)[1]]} is new "
-                "and starts from fresh weights.")
+            log(f"note: {path.name} was trained with {k}=False; {ADDABLE_ON_RESUME[k.split('.', 1)[1]]} is new.")
+        state["fresh_modules"] = sorted(fresh)
         return path, state
     if problems:
         raise CheckpointError(f"no usable checkpoint in {Path(run_dir) / CKPT_DIR}, every one is corrupt "
