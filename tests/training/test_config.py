@@ -63,6 +63,7 @@ def test_unknown_keys_are_named(tmp_path, where):
     ("steps=1.5", "steps"),
     ("time_offset=-1", "time_offset"),
     ("pair_weight=-1", "pair_weight must not be negative"),
+    ("pair_mismatch=-0.5", "pair_mismatch must not be negative"),
     ("nonsense", "KEY=VALUE"),
 ])
 def test_bad_values_raise_one_clear_error(tmp_path, assignment, words):

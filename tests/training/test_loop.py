@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from vidgan.errors import CheckpointError
+from vidgan.errors import CheckpointError, InputError
 from vidgan.training import train
 from vidgan.training.loop import Trainer, TrainingDiverged
 from vidgan.training.state import list_checkpoints
@@ -121,7 +121,28 @@ def test_pair_discriminator_trains_saves_and_resumes_bit_exactly(tmp_path, make_
     assert da.keys() == db.keys() and len(_state(ca)["opt_D"]["param_groups"]) == 2
     assert all(torch.equal(v, db[k]) if torch.is_tensor(v) else v == db[k] for k, v in da.items())
     stats = [json.loads(line) for line in (a / "stats.jsonl").read_text().splitlines()]
-    assert all({"loss_Dp", "loss_Gp"} <= set(s) for s in stats) and "r1_p" in stats[0]
+    assert all({"loss_Dp", "loss_Gp", "loss_Dp_mismatch"} <= set(s) for s in stats) and "r1_p" in stats[0]
+
+
+def test_mismatched_real_clips_join_halves_of_two_clips(tmp_path, make_cfg):
+    trainer = Trainer(make_cfg(tmp_path / "run", sets=["model.pair_d=true"], frames=6, batch=3), log=quiet)
+    real = torch.arange(3.0).view(3, 1, 1, 1, 1).expand(3, 3, 6, 32, 32)        # clip i is all i
+    mixed = trainer._mismatched(real)
+    assert mixed.shape == real.shape
+    assert mixed[:, 0, :3, 0, 0].tolist() == [[0, 0, 0], [1, 1, 1], [2, 2, 2]]  # first half: the clip itself
+    assert mixed[:, 0, 3:, 0, 0].tolist() == [[2, 2, 2], [0, 0, 0], [1, 1, 1]]  # second half: another clip
+    # Every pair the pair discriminator draws from 6 frames takes one frame from each half.
+    idx = trainer.Dp.sample_frames(1000, 6)
+    assert (idx[..., 0] < 3).all() and (idx[..., 1] >= 3).all()
+    trainer.close()
+    off = Trainer(make_cfg(tmp_path / "off", sets=["model.pair_d=true"], pair_mismatch=0), log=quiet)
+    assert off._mismatched(real) is None
+    off.close()
+    # A micro-batch of one clip has no other clip to mismatch with.
+    with pytest.raises(InputError, match="pair_mismatch pairs clips of one micro-batch, which holds 1 clip"):
+        Trainer(make_cfg(tmp_path / "one", sets=["model.pair_d=true"], batch=2, accum=2), log=quiet)
+    Trainer(make_cfg(tmp_path / "one", sets=["model.pair_d=true"], batch=2, accum=2, pair_mismatch=0),
+            log=quiet).close()
 
 
 def test_a_pair_discriminator_added_to_a_run_keeps_the_other_optimiser_moments(tmp_path, make_cfg):

@@ -54,6 +54,9 @@ class TrainConfig:
     frame_weight: float = 1.0            # weight of the frame discriminator's loss terms
     clip_weight: float = 1.0             # weight of the clip discriminator's loss terms
     pair_weight: float = 1.0             # weight of the pair discriminator's loss terms (with model.pair_d)
+    pair_mismatch: float = 1.0           # weight of the pair D's term on mismatched real clips: the first half
+                                         # of one clip, the second half of another, to be called fake, so it
+                                         # must learn whether both frames show the same content (0 = off)
     r1_gamma: float = 0.1                # R1 weight on real data (0 = off; ignored by wgan-gp)
     r1_every: int = 16                   # lazy R1: every k steps, scaled by k
     gp_weight: float = 10.0              # WGAN-GP gradient-penalty weight
@@ -193,7 +196,7 @@ class TrainConfig:
                              f"{frames}; set eval_every=0 or use --frames 9 or more.")
         if self.minutes is not None and not self.minutes > 0:
             raise InputError(f"minutes must be positive (or null for no limit), got {self.minutes}.")
-        for name in ("r1_gamma", "gp_weight", "frame_weight", "clip_weight", "pair_weight"):
+        for name in ("r1_gamma", "gp_weight", "frame_weight", "clip_weight", "pair_weight", "pair_mismatch"):
             if float(getattr(self, name)) < 0:
                 raise InputError(f"{name} must not be negative, got {getattr(self, name)}.")
         if self.frame_weight == 0 and self.clip_weight == 0 and not (self.model.pair_d and self.pair_weight > 0):

@@ -4,7 +4,8 @@ One step, on every rank, with a per-rank micro-batch of batch / (world_size * ac
 
     D update:  accum rounds of  real ~ data, fake = G(z, motion) (no grad), both augmented,
                loss = sum over {frame D, clip D, pair D if model.pair_d} of
-                      weight * (d_loss + WGAN-GP | lazy R1 every k steps);
+                      weight * (d_loss + WGAN-GP | lazy R1 every k steps),
+               the pair D also calling mismatched real clips fake (pair_mismatch);
                gradients averaged over ranks, one Adam step for Df, Dc (and Dp).
     G update:  accum rounds of  fake = G(z, motion), augmented, loss = sum of weight * g_loss(D(fake));
                gradients averaged over ranks, one Adam step; then the EMA of G.
@@ -33,7 +34,7 @@ from vidgan.training import distributed as D
 from vidgan.training.augment import VideoAugment, adjust_p
 from vidgan.training.config import RUN_CONFIG_NAME, TrainConfig
 from vidgan.training.ema import ema_beta, make_ema, update_ema
-from vidgan.training.losses import d_loss, g_loss, gradient_penalty, r1_penalty
+from vidgan.training.losses import d_loss, d_loss_fake, g_loss, gradient_penalty, r1_penalty
 from vidgan.training.reporting import Reporter, truncate_stats
 from vidgan.training.state import (clean_temp, find_resumable, list_checkpoints, rng_state, save_checkpoint,
                                    set_rng_state)
@@ -81,6 +82,10 @@ class Trainer:
         self.cfg, self.log, self.hooks = cfg, log, dict(hooks or {})
         world = int(os.environ.get("WORLD_SIZE", "1"))
         self.micro = cfg.check_world(world)          # before joining the group: a clear error on every rank
+        if cfg.model.pair_d and cfg.pair_weight > 0 and cfg.pair_mismatch > 0 and self.micro < 2:
+            raise InputError(f"pair_mismatch pairs clips of one micro-batch, which holds {self.micro} clip here "
+                             f"(batch {cfg.batch} / {world} rank(s) / accum {cfg.accum}); use a larger --batch, "
+                             "a smaller accum, or --set pair_mismatch=0.")
         if cfg.data is None:
             raise InputError("no training data given; pass --data PATH (frame folders, video files or a .vidpack).")
         self._owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())
@@ -275,6 +280,17 @@ class Trainer:
             return 0                                               # draws nothing: the RNG stream is unchanged
         return int(torch.randint(0, int(self.cfg.time_offset) + 1, (1,)).item())
 
+    def _mismatched(self, real: torch.Tensor) -> Optional[torch.Tensor]:
+        """Real clips whose second half (frames T//2..) comes from the next clip of the batch, augmented as
+        one clip; None when the pair discriminator does not train on them. Its pairs take the earlier
+        frame from the first half and the later one from the second, so each is two real frames of two
+        different clips."""
+        if self.Dp is None or self.cfg.pair_weight == 0 or self.cfg.pair_mismatch == 0:
+            return None
+        half = real.shape[2] // 2
+        mixed = torch.cat([real[:, :, :half], real.roll(1, dims=0)[:, :, half:]], dim=2)
+        return self.augment(mixed).detach()
+
     def _finite(self, value: torch.Tensor) -> bool:
         return bool(torch.isfinite(D.all_reduce_mean(value.detach().float(), self.dist)).all())
 
@@ -302,6 +318,7 @@ class Trainer:
             real = real.to(self.device, non_blocking=True)                    # [n, 3, T, H, W]
             with torch.no_grad():
                 fake = self._fake(real.shape[0])
+            mism_a = self._mismatched(real)
             real_a = self.augment(real).detach().requires_grad_(do_r1)
             fake_a = self.augment(fake)
             loss = 0
@@ -310,6 +327,12 @@ class Trainer:
                     lr_, lf_ = disc(real_a), disc(fake_a)                       # [n, 1] each
                 term = d_loss(cfg.loss, lr_, lf_)
                 acc(f"loss_D{name}", term)
+                if name == "p" and mism_a is not None:
+                    with self._autocast():
+                        lm_ = disc(mism_a)
+                    mism = d_loss_fake(cfg.loss, lm_)
+                    acc("loss_Dp_mismatch", mism)
+                    term = term + cfg.pair_mismatch * mism
                 acc("real_sign", lr_.detach().float().sign().mean() / len(self.discs))
                 term = w * term
                 if cfg.loss == "wgan-gp":
