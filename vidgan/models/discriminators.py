@@ -57,7 +57,7 @@ class FrameDiscriminator(nn.Module):
         k = idx.shape[1]
         flat = (torch.arange(n)[:, None, None] * t + idx).reshape(-1).to(video.device)   # into [N*T]
         frames = video.transpose(1, 2).reshape(n * t, 3, *video.shape[3:]).index_select(0, flat)
-        x = self.from_rgb(frames.reshape(n * k, 3 * self.stack, *video.shape[3:]))   # [N*k, 3*stack, H, W] in
+        x = self.from_rgb(frames.reshape(n * k, 3 * self.stack, *video.shape[3:]))   # input [N*k, 3*stack, H, W]
         for block in self.blocks:
             x = block(x)                                                  # [N*k, C, r, r]
         x = self.conv(self.mbstd(x))                                      # [N*k, C4, 4, 4]

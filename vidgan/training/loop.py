@@ -281,8 +281,8 @@ class Trainer:
         return int(torch.randint(0, int(self.cfg.time_offset) + 1, (1,)).item())
 
     def _mismatched(self, real: torch.Tensor) -> Optional[torch.Tensor]:
-        """Real clips whose second half (frames T//2..) comes from the next clip of the batch, augmented as
-        one clip; None when the pair discriminator does not train on them. Its pairs take the earlier
+        """Real clips whose second half (frames T//2..) comes from another clip of the micro-batch (the
+        previous one, cyclically), augmented as one clip; None when the pair discriminator does not train on them. Its pairs take the earlier
         frame from the first half and the later one from the second, so each is two real frames of two
         different clips."""
         if self.Dp is None or self.cfg.pair_weight == 0 or self.cfg.pair_mismatch == 0:
