@@ -203,13 +203,24 @@ class TrainConfig:
             raise InputError("frame_weight and clip_weight are both 0 (and no pair discriminator trains); "
                              "at least one discriminator must train.")
 
+    @property
+    def pair_mismatch_on(self) -> bool:
+        """Whether the pair discriminator trains on mismatched real clips."""
+        return self.model.pair_d and self.pair_weight > 0 and self.pair_mismatch > 0
+
     def check_world(self, world_size: int) -> int:
-        """The per-rank micro-batch; InputError unless batch divides into world_size * accum parts."""
+        """The per-rank micro-batch; InputError unless batch divides into world_size * accum parts (of
+        at least 2 clips when mismatched clips pair clips of one micro-batch)."""
         parts = world_size * self.accum
         if self.batch % parts:
             raise InputError(f"batch {self.batch} is not divisible by world size {world_size} x accum {self.accum}; "
                              f"use a batch that is a multiple of {parts} (--batch).")
-        return self.batch // parts
+        micro = self.batch // parts
+        if self.pair_mismatch_on and micro < 2:
+            raise InputError(f"pair_mismatch pairs clips of one micro-batch, which holds {micro} clip here "
+                             f"(batch {self.batch} / {world_size} rank(s) / accum {self.accum}); use a larger "
+                             "--batch, a smaller accum, or --set pair_mismatch=0.")
+        return micro
 
 
 # ---------------------------------------------------------------------- merging helpers

@@ -82,10 +82,6 @@ class Trainer:
         self.cfg, self.log, self.hooks = cfg, log, dict(hooks or {})
         world = int(os.environ.get("WORLD_SIZE", "1"))
         self.micro = cfg.check_world(world)          # before joining the group: a clear error on every rank
-        if cfg.model.pair_d and cfg.pair_weight > 0 and cfg.pair_mismatch > 0 and self.micro < 2:
-            raise InputError(f"pair_mismatch pairs clips of one micro-batch, which holds {self.micro} clip here "
-                             f"(batch {cfg.batch} / {world} rank(s) / accum {cfg.accum}); use a larger --batch, "
-                             "a smaller accum, or --set pair_mismatch=0.")
         if cfg.data is None:
             raise InputError("no training data given; pass --data PATH (frame folders, video files or a .vidpack).")
         self._owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())
@@ -285,7 +281,7 @@ class Trainer:
         previous one, cyclically), augmented as one clip; None when the pair discriminator does not train on them. Its pairs take the earlier
         frame from the first half and the later one from the second, so each is two real frames of two
         different clips."""
-        if self.Dp is None or self.cfg.pair_weight == 0 or self.cfg.pair_mismatch == 0:
+        if not self.cfg.pair_mismatch_on:
             return None
         half = real.shape[2] // 2
         mixed = torch.cat([real[:, :, :half], real.roll(1, dims=0)[:, :, half:]], dim=2)
