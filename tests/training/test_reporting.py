@@ -62,6 +62,20 @@ def test_stats_tensorboard_and_samples(tmp_path, monkeypatch):
     assert FakeWriter.calls[-1] == ("close",)
 
 
+def test_samples_without_ffmpeg_keep_the_run_going(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)      # `import imageio_ffmpeg` raises ImportError
+    notes = []
+    rep = Reporter(tmp_path, total_steps=10, start_step=0, batch=4, device=torch.device("cpu"), progress=False,
+                   tensorboard=False, log=notes.append)
+    clips = np.random.default_rng(0).integers(0, 256, (2, 3, 16, 16, 3), dtype=np.uint8)
+    for step in (2, 4):
+        paths = rep.samples(step, clips, fps=8)
+        assert "video" not in paths and (tmp_path / "samples" / f"step-{step:08d}.png").is_file()
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["step-00000002.png", "step-00000004.png"]
+    assert len(notes) == 1 and "sample videos are off" in notes[0] and "imageio-ffmpeg" in notes[0]
+    rep.close()
+
+
 def test_truncate_drops_lines_after_the_checkpoint(tmp_path):
     lines = [{"step": s, "loss_D": 1.0} for s in (1, 2, 3, 4)] + [{"step": 3, "event": "nan"}]
     (tmp_path / "stats.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines) + '{"step": 5, "lo')

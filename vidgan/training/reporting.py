@@ -65,6 +65,7 @@ class Reporter:
         self.bar = None
         self.tb = None
         self._tb_video_ok = True
+        self._mp4_ok = True
         if not enabled:
             return
         if progress:
@@ -150,15 +151,23 @@ class Reporter:
                 fh.write(json.dumps(dict(step=step, **info)) + "\n")
 
     def samples(self, step: int, clips_u8: np.ndarray, fps: float) -> Dict[str, str]:
-        """Write the sample grid MP4 and contact-sheet PNG of uint8 clips [N, T, H, W, 3]."""
+        """Write the sample grid MP4 and contact-sheet PNG of uint8 clips [N, T, H, W, 3] (the PNG alone,
+        after one note, where ffmpeg cannot be had)."""
         from vidgan.export import contact_sheet, make_grid, write_image, write_video
 
         out = self.run_dir / "samples"
         name = f"step-{step:08d}"
         grid = make_grid(clips_u8)                                 # [T, H', W', 3]
         sheet = contact_sheet(clips_u8[:8])                        # [H'', W'', 3]
-        paths = {"video": write_video(grid, str(out / f"{name}.mp4"), fps=fps),
-                 "sheet": write_image(sheet, str(out / f"{name}.png"))}
+        paths = {}
+        if self._mp4_ok:
+            try:
+                paths["video"] = write_video(grid, str(out / f"{name}.mp4"), fps=fps)
+            except (ImportError, OSError) as exc:  # no ffmpeg here: a sample video must not end the run
+                self._mp4_ok = False
+                self.write(f"note: sample videos are off ({type(exc).__name__}: {exc}); the contact sheets "
+                           "go on. Install imageio-ffmpeg (a vidgan dependency) to get MP4 samples.")
+        paths["sheet"] = write_image(sheet, str(out / f"{name}.png"))
         if self.tb is not None:
             self.tb.add_image("samples/contact_sheet", sheet, step, dataformats="HWC")
             if self._tb_video_ok:
