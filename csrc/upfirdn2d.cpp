@@ -17,11 +17,41 @@
 
 namespace vidgan {
 
+namespace {
+
+// Check messages are assembled here, integers by std::to_string, and handed to TORCH_CHECK as one
+// string: TORCH_CHECK's own formatting streams integers through std::ostream, which crashed the
+// process (SIGSEGV in ostream::_M_insert<long>) in an extension built by GCC 13 with Ubuntu's
+// Python 3.12 link flags against torch 2.11. Strings were streamed without harm there.
+std::string piece(const char* s) { return s; }
+std::string piece(const std::string& s) { return s; }
+template <class T, std::enable_if_t<std::is_integral<T>::value, int> = 0>
+std::string piece(T v) { return std::to_string(v); }
+std::string piece(at::IntArrayRef sizes) {
+  std::string s = "[";
+  for (size_t i = 0; i < sizes.size(); ++i) s += (i ? ", " : "") + std::to_string(sizes[i]);
+  return s + "]";
+}
+std::string piece(c10::ScalarType t) { return c10::toString(t); }
+std::string piece(const c10::Device& d) { return d.str(); }
+
+template <class... Args>
+std::string message(const Args&... args) {
+  std::string s;
+  (s += ... += piece(args));
+  return s;
+}
+
+}  // namespace
+
+// TORCH_CHECK with the message built by message() (evaluated only when the check fails).
+#define VIDGAN_CHECK(cond, ...) TORCH_CHECK(cond, ::vidgan::message(__VA_ARGS__))
+
 Act parse_act(const std::string& act) {
   if (act == "linear") return Act::Linear;
   if (act == "relu") return Act::Relu;
   if (act == "lrelu") return Act::LRelu;
-  TORCH_CHECK(false, "vidgan: act must be one of 'lrelu', 'relu', 'linear', got '", act, "'.");
+  VIDGAN_CHECK(false, "vidgan: act must be one of 'lrelu', 'relu', 'linear', got '", act, "'.");
 }
 
 namespace {
@@ -30,22 +60,22 @@ constexpr int64_t kMaxFactor = 1 << 16;    // up / down factors beyond this are 
 constexpr int64_t kMaxPad = int64_t(1) << 31;
 
 void check_tensor(const at::Tensor& x, const char* name, const char* op) {
-  TORCH_CHECK(x.dim() == 4, op, ": ", name, " must be a 4D tensor [N, C, H, W], got shape ", x.sizes(), ".");
-  TORCH_CHECK(at::isFloatingType(x.scalar_type()), op, ": ", name, " must be a floating-point tensor, got ",
+  VIDGAN_CHECK(x.dim() == 4, op, ": ", name, " must be a 4D tensor [N, C, H, W], got shape ", x.sizes(), ".");
+  VIDGAN_CHECK(at::isFloatingType(x.scalar_type()), op, ": ", name, " must be a floating-point tensor, got ",
               x.scalar_type(), ".");
-  TORCH_CHECK(x.device().is_cpu() || x.device().is_cuda(), op, ": ", name,
+  VIDGAN_CHECK(x.device().is_cpu() || x.device().is_cuda(), op, ": ", name,
               " must be on the CPU or a CUDA device, got ", x.device(), ".");
-  TORCH_CHECK(x.size(2) > 0 && x.size(3) > 0, op, ": ", name, " has an empty spatial size ", x.sizes(),
+  VIDGAN_CHECK(x.size(2) > 0 && x.size(3) > 0, op, ": ", name, " has an empty spatial size ", x.sizes(),
               "; H and W must be at least 1.");
 }
 
 void check_filter(const at::Tensor& f, const at::Tensor& x, const char* op) {
-  TORCH_CHECK(f.dim() == 2 && f.numel() > 0, op,
+  VIDGAN_CHECK(f.dim() == 2 && f.numel() > 0, op,
               ": the filter must be a non-empty 2D tensor [fh, fw] (turn a separable 1D filter into "
               "torch.outer(f, f)), got shape ", f.sizes(), ".");
-  TORCH_CHECK(at::isFloatingType(f.scalar_type()), op, ": the filter must be floating point, got ",
+  VIDGAN_CHECK(at::isFloatingType(f.scalar_type()), op, ": the filter must be floating point, got ",
               f.scalar_type(), ".");
-  TORCH_CHECK(f.device() == x.device(), op, ": the filter is on ", f.device(), " but the input is on ",
+  VIDGAN_CHECK(f.device() == x.device(), op, ": the filter is on ", f.device(), " but the input is on ",
               x.device(), "; move the filter to the input's device.");
 }
 
@@ -53,13 +83,13 @@ void check_filter(const at::Tensor& f, const at::Tensor& x, const char* op) {
 Upfirdn2dParams make_params(const at::Tensor& x, const at::Tensor& f, int64_t upx, int64_t upy, int64_t downx,
                             int64_t downy, int64_t padx0, int64_t padx1, int64_t pady0, int64_t pady1,
                             const char* op) {
-  TORCH_CHECK(upx >= 1 && upy >= 1 && downx >= 1 && downy >= 1, op,
+  VIDGAN_CHECK(upx >= 1 && upy >= 1 && downx >= 1 && downy >= 1, op,
               ": up and down factors must be >= 1, got up=(", upx, ", ", upy, "), down=(", downx, ", ", downy,
               ").");
-  TORCH_CHECK(upx <= kMaxFactor && upy <= kMaxFactor && downx <= kMaxFactor && downy <= kMaxFactor, op,
+  VIDGAN_CHECK(upx <= kMaxFactor && upy <= kMaxFactor && downx <= kMaxFactor && downy <= kMaxFactor, op,
               ": up and down factors must be <= ", kMaxFactor, ".");
   for (int64_t pad : {padx0, padx1, pady0, pady1})
-    TORCH_CHECK(pad > -kMaxPad && pad < kMaxPad, op, ": padding ", pad, " is out of range.");
+    VIDGAN_CHECK(pad > -kMaxPad && pad < kMaxPad, op, ": padding ", pad, " is out of range.");
   Upfirdn2dParams p;
   p.n = x.size(0);
   p.c = x.size(1);
@@ -71,7 +101,7 @@ Upfirdn2dParams make_params(const at::Tensor& x, const at::Tensor& f, int64_t up
   p.fw = f.size(1);
   p.out_h = floor_div(p.in_h * upy + pady0 + pady1 - p.fh, downy) + 1;
   p.out_w = floor_div(p.in_w * upx + padx0 + padx1 - p.fw, downx) + 1;
-  TORCH_CHECK(p.out_h >= 1 && p.out_w >= 1, op, ": the output would have size ", p.out_h, "x", p.out_w,
+  VIDGAN_CHECK(p.out_h >= 1 && p.out_w >= 1, op, ": the output would have size ", p.out_h, "x", p.out_w,
               " for an input of ", p.in_h, "x", p.in_w, ", a ", p.fh, "x", p.fw, " filter and padding (x0=", padx0,
               ", x1=", padx1, ", y0=", pady0, ", y1=", pady1, "); crop less or use a larger input.");
   return p;
@@ -105,7 +135,7 @@ void run_kernel(const Upfirdn2dParams& p, Mode mode, const KernelArgs& a) {
     upfirdn2d_kernel_cuda(p, mode, a);
     return;
 #else
-    TORCH_CHECK(false, "vidgan._C was built without CUDA; rebuild with VIDGAN_CUDA=1 "
+    VIDGAN_CHECK(false, "vidgan._C was built without CUDA; rebuild with VIDGAN_CUDA=1 "
                        "(pip install --no-build-isolation -e .) to run the op on a GPU.");
 #endif
   }
@@ -144,11 +174,11 @@ at::Tensor fused_upsample(const at::Tensor& x_in, const at::Tensor& f, const c10
   KernelArgs a;
   if (bias.has_value() && bias->defined()) {
     const at::Tensor& b = *bias;
-    TORCH_CHECK(b.dim() == 1 && b.size(0) == p.c, op, ": bias must have shape [C] = [", p.c, "], got ",
+    VIDGAN_CHECK(b.dim() == 1 && b.size(0) == p.c, op, ": bias must have shape [C] = [", p.c, "], got ",
                 b.sizes(), ".");
-    TORCH_CHECK(b.device() == x_in.device(), op, ": bias is on ", b.device(), " but the input is on ",
+    VIDGAN_CHECK(b.device() == x_in.device(), op, ": bias is on ", b.device(), " but the input is on ",
                 x_in.device(), ".");
-    TORCH_CHECK(at::isFloatingType(b.scalar_type()), op, ": bias must be floating point, got ", b.scalar_type(),
+    VIDGAN_CHECK(at::isFloatingType(b.scalar_type()), op, ": bias must be floating point, got ", b.scalar_type(),
                 ".");
     // Round to the input dtype first, as `x + bias.to(x.dtype)` does.
     a.bias = b.detach().to(x_in.scalar_type()).to(acc).contiguous();
@@ -169,9 +199,9 @@ std::tuple<at::Tensor, at::Tensor> fused_upsample_grad(
   check_tensor(dy_in, "dy", op);
   check_tensor(y_in, "y", op);
   check_filter(f, dy_in, op);
-  TORCH_CHECK(dy_in.sizes() == y_in.sizes(), op, ": dy ", dy_in.sizes(), " and y ", y_in.sizes(),
+  VIDGAN_CHECK(dy_in.sizes() == y_in.sizes(), op, ": dy ", dy_in.sizes(), " and y ", y_in.sizes(),
               " must have the same shape.");
-  TORCH_CHECK(dy_in.device() == y_in.device(), op, ": dy and y must be on the same device.");
+  VIDGAN_CHECK(dy_in.device() == y_in.device(), op, ": dy and y must be on the same device.");
   Upfirdn2dParams p = make_params(dy_in, f, 1, 1, downx, downy, padx0, padx1, pady0, pady1, op);
   set_act(p, act, alpha, act_gain, clamp);
   p.has_bias = bias_grad;
