@@ -278,9 +278,10 @@ class Trainer:
 
     def _mismatched(self, real: torch.Tensor) -> Optional[torch.Tensor]:
         """Real clips whose second half (frames T//2..) comes from another clip of the micro-batch (the
-        previous one, cyclically), augmented as one clip; None when the pair discriminator does not train on them. Its pairs take the earlier
-        frame from the first half and the later one from the second, so each is two real frames of two
-        different clips."""
+        previous one, cyclically), augmented as one clip; None when the pair discriminator does not train on them.
+        For even T every pair (frames at least T//2 apart) takes its earlier frame from the first half and
+        its later one from the second: two real frames of two different clips. For odd T one allowed pair,
+        (T//2, T-1), lies in the second half alone, so it is a matched pair counted as mismatched."""
         if not self.cfg.pair_mismatch_on:
             return None
         half = real.shape[2] // 2
