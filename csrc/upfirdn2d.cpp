@@ -62,21 +62,21 @@ constexpr int64_t kMaxPad = int64_t(1) << 31;
 void check_tensor(const at::Tensor& x, const char* name, const char* op) {
   VIDGAN_CHECK(x.dim() == 4, op, ": ", name, " must be a 4D tensor [N, C, H, W], got shape ", x.sizes(), ".");
   VIDGAN_CHECK(at::isFloatingType(x.scalar_type()), op, ": ", name, " must be a floating-point tensor, got ",
-              x.scalar_type(), ".");
+               x.scalar_type(), ".");
   VIDGAN_CHECK(x.device().is_cpu() || x.device().is_cuda(), op, ": ", name,
-              " must be on the CPU or a CUDA device, got ", x.device(), ".");
+               " must be on the CPU or a CUDA device, got ", x.device(), ".");
   VIDGAN_CHECK(x.size(2) > 0 && x.size(3) > 0, op, ": ", name, " has an empty spatial size ", x.sizes(),
-              "; H and W must be at least 1.");
+               "; H and W must be at least 1.");
 }
 
 void check_filter(const at::Tensor& f, const at::Tensor& x, const char* op) {
   VIDGAN_CHECK(f.dim() == 2 && f.numel() > 0, op,
-              ": the filter must be a non-empty 2D tensor [fh, fw] (turn a separable 1D filter into "
-              "torch.outer(f, f)), got shape ", f.sizes(), ".");
+               ": the filter must be a non-empty 2D tensor [fh, fw] (turn a separable 1D filter into "
+               "torch.outer(f, f)), got shape ", f.sizes(), ".");
   VIDGAN_CHECK(at::isFloatingType(f.scalar_type()), op, ": the filter must be floating point, got ",
-              f.scalar_type(), ".");
+               f.scalar_type(), ".");
   VIDGAN_CHECK(f.device() == x.device(), op, ": the filter is on ", f.device(), " but the input is on ",
-              x.device(), "; move the filter to the input's device.");
+               x.device(), "; move the filter to the input's device.");
 }
 
 // Sizes and options, checked. The output size is floor((H*up + pads - taps) / down) + 1.
@@ -84,10 +84,10 @@ Upfirdn2dParams make_params(const at::Tensor& x, const at::Tensor& f, int64_t up
                             int64_t downy, int64_t padx0, int64_t padx1, int64_t pady0, int64_t pady1,
                             const char* op) {
   VIDGAN_CHECK(upx >= 1 && upy >= 1 && downx >= 1 && downy >= 1, op,
-              ": up and down factors must be >= 1, got up=(", upx, ", ", upy, "), down=(", downx, ", ", downy,
-              ").");
+               ": up and down factors must be >= 1, got up=(", upx, ", ", upy, "), down=(", downx, ", ", downy,
+               ").");
   VIDGAN_CHECK(upx <= kMaxFactor && upy <= kMaxFactor && downx <= kMaxFactor && downy <= kMaxFactor, op,
-              ": up and down factors must be <= ", kMaxFactor, ".");
+               ": up and down factors must be <= ", kMaxFactor, ".");
   for (int64_t pad : {padx0, padx1, pady0, pady1})
     VIDGAN_CHECK(pad > -kMaxPad && pad < kMaxPad, op, ": padding ", pad, " is out of range.");
   Upfirdn2dParams p;
@@ -102,8 +102,8 @@ Upfirdn2dParams make_params(const at::Tensor& x, const at::Tensor& f, int64_t up
   p.out_h = floor_div(p.in_h * upy + pady0 + pady1 - p.fh, downy) + 1;
   p.out_w = floor_div(p.in_w * upx + padx0 + padx1 - p.fw, downx) + 1;
   VIDGAN_CHECK(p.out_h >= 1 && p.out_w >= 1, op, ": the output would have size ", p.out_h, "x", p.out_w,
-              " for an input of ", p.in_h, "x", p.in_w, ", a ", p.fh, "x", p.fw, " filter and padding (x0=", padx0,
-              ", x1=", padx1, ", y0=", pady0, ", y1=", pady1, "); crop less or use a larger input.");
+               " for an input of ", p.in_h, "x", p.in_w, ", a ", p.fh, "x", p.fw, " filter and padding (x0=", padx0,
+               ", x1=", padx1, ", y0=", pady0, ", y1=", pady1, "); crop less or use a larger input.");
   return p;
 }
 
@@ -136,7 +136,7 @@ void run_kernel(const Upfirdn2dParams& p, Mode mode, const KernelArgs& a) {
     return;
 #else
     VIDGAN_CHECK(false, "vidgan._C was built without CUDA; rebuild with VIDGAN_CUDA=1 "
-                       "(pip install --no-build-isolation -e .) to run the op on a GPU.");
+                        "(pip install --no-build-isolation -e .) to run the op on a GPU.");
 #endif
   }
   upfirdn2d_kernel_cpu(p, mode, a);
@@ -175,11 +175,11 @@ at::Tensor fused_upsample(const at::Tensor& x_in, const at::Tensor& f, const c10
   if (bias.has_value() && bias->defined()) {
     const at::Tensor& b = *bias;
     VIDGAN_CHECK(b.dim() == 1 && b.size(0) == p.c, op, ": bias must have shape [C] = [", p.c, "], got ",
-                b.sizes(), ".");
+                 b.sizes(), ".");
     VIDGAN_CHECK(b.device() == x_in.device(), op, ": bias is on ", b.device(), " but the input is on ",
-                x_in.device(), ".");
+                 x_in.device(), ".");
     VIDGAN_CHECK(at::isFloatingType(b.scalar_type()), op, ": bias must be floating point, got ", b.scalar_type(),
-                ".");
+                 ".");
     // Round to the input dtype first, as `x + bias.to(x.dtype)` does.
     a.bias = b.detach().to(x_in.scalar_type()).to(acc).contiguous();
     p.has_bias = true;
@@ -200,7 +200,7 @@ std::tuple<at::Tensor, at::Tensor> fused_upsample_grad(
   check_tensor(y_in, "y", op);
   check_filter(f, dy_in, op);
   VIDGAN_CHECK(dy_in.sizes() == y_in.sizes(), op, ": dy ", dy_in.sizes(), " and y ", y_in.sizes(),
-              " must have the same shape.");
+               " must have the same shape.");
   VIDGAN_CHECK(dy_in.device() == y_in.device(), op, ": dy and y must be on the same device.");
   Upfirdn2dParams p = make_params(dy_in, f, 1, 1, downx, downy, padx0, padx1, pady0, pady1, op);
   set_act(p, act, alpha, act_gain, clamp);
