@@ -157,12 +157,11 @@ class Reporter:
 
         out = self.run_dir / "samples"
         name = f"step-{step:08d}"
-        grid = make_grid(clips_u8)                                 # [T, H', W', 3]
         sheet = contact_sheet(clips_u8[:8])                        # [H'', W'', 3]
         paths = {}
         if self._mp4_ok:
             try:
-                paths["video"] = write_video(grid, str(out / f"{name}.mp4"), fps=fps)
+                paths["video"] = write_video(make_grid(clips_u8), str(out / f"{name}.mp4"), fps=fps)  # [T, H', W', 3]
             except (ImportError, OSError) as exc:  # no ffmpeg here: a sample video must not end the run
                 self._mp4_ok = False
                 self.write(f"note: sample videos are off ({type(exc).__name__}: {exc}); the contact sheets "
