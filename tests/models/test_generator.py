@@ -172,3 +172,35 @@ def test_motion_to_styles_off_keeps_motion_at_the_input_only():
     assert torch.equal(w, w[:, :1].expand_as(w))  # styles constant over time: content only
     assert not torch.allclose(video, video2)      # yet other motion noise still moves the frames
     assert sum(p.numel() for p in G.parameters()) < sum(p.numel() for p in build().parameters())
+
+
+def test_styles_per_clip_keep_the_weights_and_take_motion_at_the_input_only():
+    # The same weights as a per-frame model; the style offset network sees a zero motion code, so every
+    # frame of a clip has the styles w_c + offset(w_c, 0) and only the 4x4 input moves.
+    G = build()
+    P = TemporalGenerator(tiny_config(motion="continuous", styles_per_clip=True)).eval()
+    P.load_state_dict(G.state_dict())
+    z, m = G.sample_content(2, gen(1)), G.sample_motion(2, 6, gen(2))
+    codes = G.motion_trajectory(m, 6)
+    seen = {}
+    hook = P.synthesis.register_forward_pre_hook(lambda module, args: seen.update(w=args[0], m=args[1]))
+    with torch.no_grad():
+        video = P.synthesize(z, codes)
+        w, m_seen = seen["w"].reshape(2, 6, -1), seen["m"]
+        wc = G.content_styles(z)
+        expected = wc + G.motion_style(torch.cat([wc, torch.zeros(2, G.cfg.motion_code_dim)], dim=1))
+        frame_styles = G.synthesize(z, codes)
+        other = P.synthesize(z, G.motion_trajectory(G.sample_motion(2, 6, gen(9)), 6))
+    hook.remove()
+    assert torch.allclose(w, expected[:, None].expand_as(w), atol=1e-6)   # one style per clip, of the content
+    assert torch.equal(m_seen, codes.reshape(12, -1))                     # the motion codes still reach the input
+    assert not torch.allclose(video, other)                                # so other motion noise moves the frames
+    assert not torch.allclose(video, frame_styles)                         # and the per-frame model differs
+    with torch.no_grad():                                                  # chunks render the same frames
+        assert torch.allclose(torch.cat([P.synthesize(z, codes[:, :2]), P.synthesize(z, codes[:, 2:])], 2), video,
+                              atol=1e-6)
+
+
+def test_styles_per_clip_needs_the_style_offset_network():
+    with pytest.raises(InputError, match="styles_per_clip needs motion_to_styles true"):
+        tiny_config(motion="continuous", styles_per_clip=True, motion_to_styles=False)

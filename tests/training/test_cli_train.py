@@ -94,3 +94,15 @@ def test_corrupt_checkpoint_exits_2_naming_the_file(base_run, tmp_path, capsys):
     assert code == 2
     assert "Dc.safetensors" in out                                      # the warning names the file
     assert "every one is corrupt" in err and "Dc.safetensors" in err
+
+
+def test_a_run_continues_with_per_clip_styles(base_run, tmp_path, capsys):
+    # `--set model.styles_per_clip=true` on a trained run: same weights, reported, saved in the new checkpoint.
+    import vidgan
+
+    run = _copy(base_run, tmp_path)
+    code, out, err = _train(capsys, "--out", str(run), "--steps", "2", "--set", "model.styles_per_clip=true")
+    assert code == 0, err
+    assert "note: step-00000001 was trained with model.styles_per_clip=False; continuing with True." in out
+    assert vidgan.load(str(run / "checkpoints" / "step-00000002")).cfg.styles_per_clip is True
+    assert vidgan.load(str(run / "checkpoints" / "step-00000001")).cfg.styles_per_clip is False

@@ -123,6 +123,18 @@ def test_a_new_training_clip_length_resumes_and_is_reported(tmp_path):
         S.find_resumable(run, ModelConfig(**dict(TINY_MODEL, frames=8, channel_max=8)).to_dict(), G_ema, mods)
 
 
+def test_per_clip_styles_resume_a_per_frame_run_and_are_reported(tmp_path):
+    # styles_per_clip shapes no parameter: a trained run may continue with it, and back again.
+    run = tmp_path / "run"
+    path, G_saved, saved_mods = _save(run, 3)
+    messages = []
+    G_ema, mods = _models(1)
+    found, state = S.find_resumable(run, ModelConfig(**TINY_MODEL, styles_per_clip=True).to_dict(), G_ema, mods,
+                                    log=messages.append)
+    assert found == path and state["step"] == 3 and _same(G_ema, G_saved) and _same(mods["G"], saved_mods["G"])
+    assert messages == [f"note: {path.name} was trained with model.styles_per_clip=False; continuing with True."]
+
+
 def test_a_pair_discriminator_switched_on_starts_fresh_and_is_reported(tmp_path):
     # A run that adds model.pair_d loads G, Df and Dc from a checkpoint without Dp; Dp keeps its new
     # weights. Switching it off again (a checkpoint with Dp) is refused like any other change.

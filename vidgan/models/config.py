@@ -38,6 +38,9 @@ class ModelConfig:
     time_period_max: float = 64.0        # 'continuous': longest period, in frames
     motion_to_styles: bool = True        # m_t enters the 4x4 input AND offsets the styles of every layer;
                                          # False: the input only (StyleGAN-V), styles are content alone
+    styles_per_clip: bool = False        # with motion_to_styles: the style offset network sees a zero motion
+                                         # code, so styles are content alone (one per clip) and motion enters
+                                         # at the input only; changeable on resume (same weights)
     # Synthesis network.
     channel_base: int = 512
     channel_max: int = 128
@@ -125,6 +128,9 @@ class ModelConfig:
                      "d_channel_max", "mbstd_group", "pair_d_pairs", "clip_channel_base", "clip_channel_max"):
             if getattr(self, name) < 1:
                 raise InputError(f"model config {name} must be at least 1, got {getattr(self, name)}.")
+        if self.styles_per_clip and not self.motion_to_styles:
+            raise InputError("model config styles_per_clip needs motion_to_styles true (without the style offset "
+                             "network the styles are content alone already); set styles_per_clip false.")
         if self.clip_input_div not in (1, 2, 4):
             raise InputError(f"model config clip_input_div must be 1, 2 or 4, got {self.clip_input_div}.")
         if self.frame_d_frames > self.frames:

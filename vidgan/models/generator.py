@@ -10,8 +10,10 @@
 
 Styles: w_c = mapping(z_c) [N, W] (content); truncation psi lerps it toward the tracked average
 w_avg: w_c' = w_avg + psi (w_c - w_avg). Per frame, w_t = w_c' + offset(w_c', m_t) (or w_t = w_c'
-with cfg.motion_to_styles False, where motion enters only at the 4x4 input) and the
-synthesis network renders each frame from (w_t, m_t). So the same z_c with other motion noise keeps
+with cfg.motion_to_styles False, where motion enters only at the 4x4 input; or, with
+cfg.styles_per_clip, w_t = w_c' + offset(w_c', 0) for every frame: the offset network of a model
+trained with per-frame styles becomes part of the content path) and the synthesis network renders
+each frame from (w_t, m_t). So the same z_c with other motion noise keeps
 the content and changes the motion, and the other way round; psi = 0 gives the average content.
 
 w_avg is an EMA (beta = cfg.w_avg_beta) of the batch mean of w_c, updated inside `synthesize`
@@ -126,9 +128,12 @@ class TemporalGenerator(nn.Module):
                              f"got {tuple(codes.shape)}.")
         n, t = codes.shape[:2]
         wc = self.content_styles(z_content, truncation)                        # [N, W]
-        wc = wc[:, None].expand(n, t, wc.shape[1]).reshape(n * t, -1)           # [N*T, W]
         m = codes.reshape(n * t, -1)                                            # [N*T, M]
-        w = wc if self.motion_style is None else wc + self.motion_style(torch.cat([wc, m], dim=1))  # [N*T, W]
+        if self.motion_style is not None and self.cfg.styles_per_clip:        # the offset sees a zero code
+            wc = wc + self.motion_style(torch.cat([wc, wc.new_zeros(n, m.shape[1])], dim=1))
+        w = wc[:, None].expand(n, t, wc.shape[1]).reshape(n * t, -1)            # [N*T, W]
+        if self.motion_style is not None and not self.cfg.styles_per_clip:
+            w = w + self.motion_style(torch.cat([w, m], dim=1))               # per-frame offsets
         frames = self.synthesis(w, m)                                           # [N*T, 3, H, W]
         return frames.reshape(n, t, *frames.shape[1:]).transpose(1, 2).contiguous()  # [N, 3, T, H, W]
 
