@@ -124,7 +124,7 @@ def test_a_new_training_clip_length_resumes_and_is_reported(tmp_path):
 
 
 def test_per_clip_styles_resume_a_per_frame_run_and_are_reported(tmp_path):
-    # styles_per_clip shapes no parameter: a trained run may continue with it, and back again.
+    # styles_per_clip shapes no parameter: a run trained with per-frame styles may continue with it.
     run = tmp_path / "run"
     path, G_saved, saved_mods = _save(run, 3)
     messages = []
