@@ -15,6 +15,10 @@ classes) and prints:
              1 when every frame shows the same two digits; lower when digits turn into others
              (or when the classifier misreads a frame, which is why the data scores below 1).
   ends       share of clips whose first and last frames show the same pair.
+  legible    share of frames in which the classifier gives both digits of its pair a probability
+             above 0.5 (a frame it can read).
+  stable_legible  stable over each clip's legible frames only (clips with at least two): a digit
+             that changes into another, rather than a frame the classifier cannot read.
 
 With several --checkpoint, "models" maps each to its figures (one classifier judges them all);
 with one (or none: the embedded model), "model" holds them.
@@ -27,6 +31,7 @@ import collections
 import json
 import os
 import sys
+from typing import Optional
 
 import numpy as np
 import torch
@@ -86,22 +91,39 @@ def train_classifier(size=64, steps=1500, batch=64, seed=0, log=print):
     return net, round((pred[two] == y[two]).all(dim=1).float().mean().item(), 3)
 
 
-def digit_pairs(net, clips: torch.Tensor) -> torch.Tensor:
-    """clips float [N, T, H, W, C] in [0, 1] -> the digit pair read in each frame, int [N, T, 2] (sorted)."""
+def read_digits(net, clips: torch.Tensor):
+    """clips float [N, T, H, W, C] in [0, 1] -> (the digit pair read in each frame, int [N, T, 2] (sorted),
+    whether the frame is legible, bool [N, T]: the classifier gives both digits of its pair probability > 0.5)."""
     n, t = clips.shape[:2]
     x = clips.mean(dim=-1).reshape(n * t, 1, *clips.shape[2:4])
-    return logits(net, x).topk(2, dim=1).indices.sort(dim=1).values.reshape(n, t, 2)
+    top = logits(net, x).topk(2, dim=1)
+    pairs = top.indices.sort(dim=1).values.reshape(n, t, 2)
+    return pairs, (top.values > 0).all(dim=1).reshape(n, t)           # logit > 0 <=> probability > 0.5
 
 
-def stability(pairs: torch.Tensor) -> dict:
+def digit_pairs(net, clips: torch.Tensor) -> torch.Tensor:
+    """clips float [N, T, H, W, C] in [0, 1] -> the digit pair read in each frame, int [N, T, 2] (sorted)."""
+    return read_digits(net, clips)[0]
+
+
+def _top_share(pairs) -> float:
+    """The share of `pairs` (a list of pairs) equal to the most common one."""
+    return collections.Counter(tuple(p) for p in pairs).most_common(1)[0][1] / len(pairs)
+
+
+def stability(pairs: torch.Tensor, legible: Optional[torch.Tensor] = None) -> dict:
     """pairs int [N, T, 2] -> {"stable": mean share of frames showing the clip's most common pair,
-    "ends": share of clips whose first and last pairs agree}."""
-    shares = []
-    for clip in pairs.tolist():
-        counts = collections.Counter(tuple(p) for p in clip)
-        shares.append(counts.most_common(1)[0][1] / len(clip))
-    ends = (pairs[:, 0] == pairs[:, -1]).all(dim=1).float().mean().item()
-    return {"stable": round(float(np.mean(shares)), 3), "ends": round(ends, 3)}
+    "ends": share of clips whose first and last pairs agree}. With legible bool [N, T] also
+    "legible": the share of legible frames, and "stable_legible": "stable" over the legible frames
+    of the clips that have at least two (None if no clip has), which a misread frame moves less."""
+    out = {"stable": round(float(np.mean([_top_share(clip) for clip in pairs.tolist()])), 3),
+           "ends": round((pairs[:, 0] == pairs[:, -1]).all(dim=1).float().mean().item(), 3)}
+    if legible is not None:
+        kept = [[p for p, ok in zip(clip, oks) if ok] for clip, oks in zip(pairs.tolist(), legible.tolist())]
+        shares = [_top_share(clip) for clip in kept if len(clip) >= 2]
+        out["legible"] = round(legible.float().mean().item(), 3)
+        out["stable_legible"] = round(float(np.mean(shares)), 3) if shares else None
+    return out
 
 
 def parse_args(argv=None):
@@ -133,13 +155,13 @@ def main(argv=None):
         raise SystemExit(f"digit_check: the checkpoints have different resolutions "
                          f"({', '.join(str(G.cfg.resolution) for G in models)}); compare models of one size.")
     net, accuracy = train_classifier(size=res, steps=args.steps, log=lambda m: print(m, file=sys.stderr))
-    figures = [stability(digit_pairs(net, model_clips(G, args.num, args.frames))) for G in models]
+    figures = [stability(*read_digits(net, model_clips(G, args.num, args.frames))) for G in models]
     out = {"frames": args.frames, "num": args.num, "accuracy": accuracy}
     if len(paths) == 1:
         out["model"] = figures[0]
     else:
         out["models"] = dict(zip(paths, figures))
-    out["data"] = stability(digit_pairs(net, data_clips(args.data, args.num, args.frames, res)))
+    out["data"] = stability(*read_digits(net, data_clips(args.data, args.num, args.frames, res)))
     print(json.dumps(out))
     return 0
 

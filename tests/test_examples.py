@@ -140,6 +140,31 @@ def test_digit_stability_is_the_share_of_frames_showing_the_clips_most_common_pa
     pairs = torch.tensor([[[1, 3]] * 4,                                      # the same two digits throughout
                           [[1, 3], [1, 3], [2, 5], [4, 6]]])                 # they turn into others
     assert digit_check.stability(pairs) == {"stable": (1 + 0.5) / 2, "ends": 0.5}
+    # Legible frames only: the second clip's unreadable third and fourth frames drop out; the first
+    # clip has one legible frame, too few to compare, so it is left out.
+    legible = torch.tensor([[True, False, False, False], [True, True, False, False]])
+    assert digit_check.stability(pairs, legible) == {"stable": 0.75, "ends": 0.5, "legible": 0.375,
+                                                     "stable_legible": 1.0}
+    mixed = torch.tensor([[[1, 3], [2, 5], [1, 3], [4, 6]]])              # legible frames show two pairs
+    assert digit_check.stability(mixed, torch.tensor([[True, True, True, False]]))["stable_legible"] == \
+        round(2 / 3, 3)
+    assert digit_check.stability(pairs, torch.zeros(2, 4, dtype=torch.bool))["stable_legible"] is None
+
+
+def test_a_frame_is_legible_when_both_digits_of_its_pair_are_likely(digit_check):
+    class Fixed(torch.nn.Module):                 # logits given per frame, whatever the pixels
+        def __init__(self, rows):
+            super().__init__()
+            self.rows = torch.tensor(rows)
+
+        def forward(self, x):
+            return self.rows[:len(x)]
+
+    sure, unsure = [-5.0] * 10, [-5.0] * 10
+    sure[7], sure[2] = 3.0, 0.5                   # both above probability 0.5
+    unsure[4], unsure[1] = 3.0, -0.5              # the second digit below it
+    pairs, legible = digit_check.read_digits(Fixed([sure, unsure]), torch.zeros(1, 2, 8, 8, 3))
+    assert pairs.tolist() == [[[2, 7], [1, 4]]] and legible.tolist() == [[True, False]]
 
 
 def test_digit_classifier_learns_to_name_held_out_digit_pairs(digit_check):
@@ -165,7 +190,8 @@ def test_digit_check_runs_on_a_model_and_refuses_bad_counts(digit_check, tmp_pat
     out = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert out["num"] == 3 and out["frames"] == 4 and 0 <= out["accuracy"] <= 1
     for who in ("model", "data"):
-        assert 1 / 4 <= out[who]["stable"] <= 1 and 0 <= out[who]["ends"] <= 1
+        assert 1 / 4 <= out[who]["stable"] <= 1 and 0 <= out[who]["ends"] <= 1 and 0 <= out[who]["legible"] <= 1
+        assert out[who]["stable_legible"] is None or 1 / 4 <= out[who]["stable_legible"] <= 1
     # Several checkpoints: one classifier judges each (the same weights in two folders: the same figures).
     import shutil
 
