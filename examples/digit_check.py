@@ -101,11 +101,6 @@ def read_digits(net, clips: torch.Tensor):
     return pairs, (top.values > 0).all(dim=1).reshape(n, t)           # logit > 0 <=> probability > 0.5
 
 
-def digit_pairs(net, clips: torch.Tensor) -> torch.Tensor:
-    """clips float [N, T, H, W, C] in [0, 1] -> the digit pair read in each frame, int [N, T, 2] (sorted)."""
-    return read_digits(net, clips)[0]
-
-
 def _top_share(pairs) -> float:
     """The share of `pairs` (a list of pairs) equal to the most common one."""
     return collections.Counter(tuple(p) for p in pairs).most_common(1)[0][1] / len(pairs)

@@ -174,7 +174,7 @@ def test_digit_classifier_learns_to_name_held_out_digit_pairs(digit_check):
     assert accuracy > 0.2                                         # 0.35 here; guessing a pair of 45 gets 0.02
     x, _ = digit_check.labelled_frames(*load_digits("test", labels=True), 3, 48, np.random.default_rng(5))
     clips = x[:, 0, :, :, None].expand(3, 48, 48, 3)[:, None].expand(3, 4, 48, 48, 3)   # 3 still clips
-    pairs = digit_check.digit_pairs(net, clips)
+    pairs = digit_check.read_digits(net, clips)[0]
     assert pairs.shape == (3, 4, 2) and (pairs[..., 0] < pairs[..., 1]).all()     # two different digits, sorted
     assert digit_check.stability(pairs) == {"stable": 1.0, "ends": 1.0}           # a still clip keeps its pair
 
