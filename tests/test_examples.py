@@ -113,16 +113,31 @@ def test_recipe_trains_each_phase_with_its_settings_and_resumes_past_finished_ph
 
     monkeypatch.setattr(vidgan.training, "train", train)
     args = recipe.parse_args(["--run", str(tmp_path / "run"), "--data", data, "--steps", "5", "--minutes", "0",
-                              "--batch", "2", "--workers", "0", "--no-export"])
+                              "--batch", "2", "--workers", "0", "--no-export",
+                              "--set", "model.pair_d=true", "--set", "r1_gamma=0.5"])
     cfg, summary = recipe.train_model(args)
     assert calls == [(2, 0, 4), (3, 3, 4), (5, 3, 6)] and summary["stopped"] == "completed" and summary["step"] == 5
     saved = {step: read_train_config(path) for step, path in list_checkpoints(args.run)}
-    assert {step: (t["time_offset"], t["model"]["frames"]) for step, t in saved.items()} == \
-        {1: (0, 4), 2: (0, 4), 3: (3, 4), 4: (3, 6), 5: (3, 6)}
-    args.steps = 6                                                # continuing skips the finished phases
+    assert {step: (t["time_offset"], t["model"]["frames"], t["model"]["pair_d"], t["r1_gamma"])
+            for step, t in saved.items()} == \
+        {1: (0, 4, True, 0.5), 2: (0, 4, True, 0.5), 3: (3, 4, True, 0.5), 4: (3, 6, True, 0.5), 5: (3, 6, True, 0.5)}
+    args.steps, args.set = 6, []                    # continuing skips the finished phases and keeps the --set values
     calls.clear()
-    _, summary = recipe.train_model(args)
-    assert calls == [(6, 3, 6)] and summary["step"] == 6
+    cfg, summary = recipe.train_model(args)
+    assert calls == [(6, 3, 6)] and summary["step"] == 6 and cfg.model.pair_d and cfg.r1_gamma == 0.5
+
+
+def test_recipe_refuses_a_malformed_or_unknown_set(recipe, tmp_path, capsys):
+    from vidgan.data import make_moving_mnist
+
+    with pytest.raises(SystemExit) as exc:
+        recipe.parse_args(["--set", "model.pair_d"])
+    assert exc.value.code == 2 and "--set 'model.pair_d' is not of the form KEY=VALUE" in capsys.readouterr().err
+    data = make_moving_mnist(str(tmp_path / "mm.vidpack"), videos=2, frames=4, digits=1, size=32, seed=1)
+    assert recipe.main(["--run", str(tmp_path / "run"), "--data", data, "--no-export",
+                        "--set", "model.no_such_key=1"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown training config key(s) model.no_such_key in --set" in err and not (tmp_path / "run").exists()
 
 
 def test_recipe_rejects_a_step_count_below_one(recipe, capsys):
