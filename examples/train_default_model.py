@@ -105,13 +105,11 @@ def variant_sets(cfg):
     """The --set assignments that turn the recipe into cfg's run (empty for the recipe itself), as KEY=JSON."""
     from vidgan.training import TrainConfig
 
-    recipe = TrainConfig.from_dict(dict(TRAIN_RECIPE, model=dict(MODEL_RECIPE))).to_dict()
-    ours = cfg.to_dict()
-    flat = lambda d: {**{k: v for k, v in d.items() if k != "model"},
-                      **{f"model.{k}": v for k, v in d["model"].items()}}
-    recipe, ours = flat(recipe), flat(ours)
-    return [f"{k}={json.dumps(ours[k])}" for k in sorted(ours)
-            if k not in RUN_KEYS and ours[k] != recipe.get(k)]
+    recipe = TrainConfig.from_dict(dict(TRAIN_RECIPE, model=dict(MODEL_RECIPE)))
+    ours, base = cfg.to_dict(), recipe.to_dict()
+    diff = {k: ours[k] for k in ours if k != "model" and ours[k] != base[k]}
+    diff.update({f"model.{k}": v for k, (v, _) in cfg.model.diff(recipe.model).items()})
+    return [f"{k}={json.dumps(v)}" for k, v in sorted(diff.items()) if k not in RUN_KEYS]
 
 
 def train_model(args):
