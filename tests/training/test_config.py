@@ -65,6 +65,14 @@ def test_unknown_keys_are_named(tmp_path, where):
     ("pair_weight=-1", "pair_weight must not be negative"),
     ("pair_mismatch=-0.5", "pair_mismatch must not be negative"),
     ("nonsense", "KEY=VALUE"),
+    # keys whose default is null are checked against their declared type, list items too
+    ("d_lr=abc", r"d_lr='abc' .* expected float"),
+    ("minutes=abc", "minutes='abc'"),
+    ("augment_target=abc", "augment_target='abc'"),
+    ("data=5", "data=5"),
+    ('betas=[0.5,"a"]', r"betas\[1\]='a'"),
+    ('debug_nan_steps=["x"]', r"debug_nan_steps\[0\]='x' .* expected int"),
+    ("ema_rampup=-1", "ema_rampup must be positive"),
 ])
 def test_bad_values_raise_one_clear_error(tmp_path, assignment, words):
     with pytest.raises(InputError, match=words):
@@ -104,3 +112,12 @@ def test_config_diff_names_dotted_keys():
     b = TrainConfig(batch=3).to_dict()
     b["model"]["channel_max"] = 8
     assert config_diff(a, b) == ["batch", "model.channel_max"]
+
+
+def test_null_default_keys_take_values_of_their_type(tmp_path):
+    cfg = TrainConfig.from_sources(tmp_path / "run", assignments=[
+        "d_lr=0.001", "minutes=5", "augment_target=0.6", "betas=[0,0.9]", "debug_nan_steps=[3]", "model.conv_clamp=256"])
+    assert (cfg.d_lr, cfg.minutes, cfg.augment_target) == (0.001, 5.0, 0.6)
+    assert cfg.betas == (0.0, 0.9) and cfg.debug_nan_steps == (3,) and cfg.model.conv_clamp == 256
+    with pytest.raises(InputError, match="eval_clips must be at least 2"):
+        TrainConfig.from_sources(tmp_path / "run", assignments=["eval_every=10", "eval_clips=1", "frames=9"])

@@ -15,6 +15,7 @@ import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
+import typing
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from vidgan.errors import InputError
@@ -194,6 +195,10 @@ class TrainConfig:
         if self.eval_every and frames < 9:
             raise InputError(f"eval_every needs clips of at least 9 frames for the I3D of FVD, but model.frames is "
                              f"{frames}; set eval_every=0 or use --frames 9 or more.")
+        if self.ema_rampup is not None and not self.ema_rampup > 0:
+            raise InputError(f"ema_rampup must be positive (or null for off), got {self.ema_rampup}.")
+        if self.eval_every and self.eval_clips < 2:
+            raise InputError(f"eval_clips must be at least 2 for FVD's covariance, got {self.eval_clips}.")
         if self.minutes is not None and not self.minutes > 0:
             raise InputError(f"minutes must be positive (or null for no limit), got {self.minutes}.")
         for name in ("r1_gamma", "gp_weight", "frame_weight", "clip_weight", "pair_weight", "pair_mismatch"):
@@ -287,20 +292,46 @@ def _merge(base: Dict[str, Any], new: Dict[str, Any], source: str) -> None:
         if not ok or name not in node:
             unknown.append(key)
             continue
-        node[name] = _coerce(key, value, node[name], source)
+        node[name] = _coerce(key, value, node[name], source, _annotation(key))
     if unknown:
         raise InputError(f"unknown training config key(s) {', '.join(sorted(unknown))} in {source}; "
                          f"see the TrainConfig fields (model.* for the model) for the valid names.")
 
 
-def _coerce(key: str, value: Any, default: Any, source: str) -> Any:
-    """Convert `value` to the type of the current `default` (None default accepts anything)."""
-    def bad():
-        return InputError(f"{key}={value!r} in {source} has the wrong type; expected "
-                          f"{type(default).__name__} like {default!r}.")
+def _annotation(key: str) -> Any:
+    """The declared type of a dotted config key (TrainConfig field, or ModelConfig for model.*)."""
+    owner, name = (ModelConfig, key.split(".", 1)[1]) if key.startswith("model.") else (TrainConfig, key)
+    return typing.get_type_hints(owner).get(name)
 
-    if default is None or value is None:
+
+# An example value of each plain type, to check a value against a field whose default is None or
+# against the items of a list field.
+_EXAMPLES = {float: 0.0, int: 0, str: "", bool: False}
+
+
+def _example(annotation: Any) -> Any:
+    """An example value of `annotation` with Optional[...] removed (None when it is not a plain type)."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) is typing.Union and len(args) == 1:
+        annotation = args[0]
+    return _EXAMPLES.get(annotation)
+
+
+def _coerce(key: str, value: Any, default: Any, source: str, annotation: Any = None) -> Any:
+    """Convert `value` to the type of the current `default` (for a None default, to the declared
+    `annotation` of the field, e.g. Optional[float]; items of a list to the declared item type)."""
+    def bad():
+        like = default if default is not None else _example(annotation)
+        return InputError(f"{key}={value!r} in {source} has the wrong type; expected "
+                          f"{type(like).__name__} like {like!r}.")
+
+    if value is None:
         return value
+    if default is None:
+        example = _example(annotation)
+        if example is None:
+            return value
+        default = example
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
@@ -328,9 +359,14 @@ def _coerce(key: str, value: Any, default: Any, source: str) -> Any:
     if isinstance(default, (list, tuple)):
         if isinstance(value, str):  # "flip,color" -> ["flip", "color"]
             value = [v.strip() for v in value.split(",") if v.strip()]
-        if isinstance(value, (list, tuple)):
-            return list(value)
-        raise bad()
+        if not isinstance(value, (list, tuple)):
+            raise bad()
+        item_types = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+        out = []
+        for i, item in enumerate(value):
+            example = _EXAMPLES.get(item_types[min(i, len(item_types) - 1)]) if item_types else None
+            out.append(item if example is None else _coerce(f"{key}[{i}]", item, example, source))
+        return out
     return value
 
 
