@@ -52,3 +52,21 @@ def test_fatal_inputs_exit_2(tmp_path, capsys, argv, message):
     err = capsys.readouterr().err
     assert err.startswith("vidgan data: error: ") and message in err and err.count("\n") == 1
     assert not (tmp_path / "x.vidpack").exists() and not (tmp_path / "f").exists() and not (tmp_path / "m").exists()
+
+
+def test_overwrite_never_deletes_files_it_did_not_write(tmp_path, capsys):
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "important.txt").write_text("precious")
+    assert main(["data", "extract", _carphone(), "--out", str(keep), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "holds files this command did not write (e.g. 'important.txt')" in err and err.count("\n") == 1
+    assert main(["data", "moving-mnist", "--out", str(keep), "--videos", "2", "--frames", "4", "--overwrite"]) == 2
+    assert "did not write" in capsys.readouterr().err
+    assert os.listdir(keep) == ["important.txt"] and (keep / "important.txt").read_text() == "precious"
+    # a folder these commands wrote is replaced
+    mm = tmp_path / "mm"
+    for _ in range(2):
+        assert main(["data", "moving-mnist", "--out", str(mm), "--videos", "2", "--frames", "4", "--digits", "1",
+                     "--overwrite"]) == 0
+    assert sorted(os.listdir(mm)) == ["moving_mnist.json", "video_00000", "video_00001"]

@@ -49,9 +49,21 @@ def _swap_in(tmp, out):
 
 
 @contextlib.contextmanager
-def atomic_dir(out, overwrite=False, what="output folder"):
-    """Yield a temporary folder beside `out`; on success it becomes `out`, on error it is removed."""
+def atomic_dir(out, overwrite=False, what="output folder", owned=None):
+    """Yield a temporary folder beside `out`; on success it becomes `out`, on error it is removed.
+
+    An existing file at `out` is never replaced by the folder. With `owned` (a predicate on entry
+    names), an existing folder is replaced only if every entry in it passes: what this writer would
+    have made, so --overwrite never deletes a user's other files.
+    """
     out = check_target(out, overwrite, what)
+    if os.path.lexists(out) and not os.path.isdir(out):
+        raise InputError(f"{out} is a file, but {what} is a folder; remove it or choose another path.")
+    if owned is not None and os.path.isdir(out):
+        foreign = sorted(e for e in os.listdir(out) if not owned(e))
+        if foreign:
+            raise InputError(f"{what} {out} holds files this command did not write (e.g. {foreign[0]!r}), "
+                             "so --overwrite will not replace it; choose another folder or empty it first.")
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.tmp-", dir=os.path.dirname(out))
     os.chmod(tmp, _default_mode(True))
     try:
@@ -64,8 +76,10 @@ def atomic_dir(out, overwrite=False, what="output folder"):
 
 @contextlib.contextmanager
 def atomic_file(out, overwrite=False, what="output file"):
-    """Yield a temporary file path beside `out`; on success it is renamed to `out`."""
+    """Yield a temporary file path beside `out`; on success it is renamed to `out` (never onto a folder)."""
     out = check_target(out, overwrite, what)
+    if os.path.isdir(out):
+        raise InputError(f"{out} is a folder, but {what} is a file; choose another path.")
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(out)}.tmp-", dir=os.path.dirname(out))
     os.close(fd)
     try:

@@ -18,6 +18,7 @@ import gzip
 import importlib.util
 import json
 import os
+import re
 import struct
 
 import numpy as np
@@ -162,7 +163,8 @@ def make_moving_mnist(out, videos=1000, frames=20, digits=2, size=64, split="tra
     else:
         from PIL import Image
 
-        with atomic_dir(out, overwrite, what="Moving MNIST folder") as tmp:
+        owned = re.compile(r"video_\d{5,}$|moving_mnist\.json$").match
+        with atomic_dir(out, overwrite, what="Moving MNIST folder", owned=owned) as tmp:
             width = max(3, len(str(frames - 1)))
             for v in range(videos):
                 folder = os.path.join(tmp, f"video_{v:05d}")
