@@ -136,10 +136,13 @@ def test_evaluator_scores_a_sampler_against_cached_real_stats(sources):
     (dict(frames=8), "--frames"),
     (dict(runs=0), "--runs"),
     (dict(json_out="/no/such/folder/out.json"), "does not exist"),
+    (dict(json_out="{tmp}"), "is a folder; name a file such as"),
+    (dict(device="foo"), "device 'foo' is not a torch device"),
 ])
-def test_bad_options_fail_before_any_work(sources, kwargs, match):
+def test_bad_options_fail_before_any_work(sources, kwargs, match, tmp_path):
     a, b = sources
-    args = {**SMALL, "against": b, **kwargs}
+    args = {**SMALL, "against": b, **{k: v.format(tmp=tmp_path) if isinstance(v, str) else v
+                                      for k, v in kwargs.items()}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(InputError, match=match):
@@ -155,6 +158,21 @@ def test_cli_prints_one_json_object(sources, capsys):
     assert "vidgan eval: warning: FVD with 3 clips per set is biased" in captured.err
     r = json.loads(captured.out)
     assert r["value"] < 1e-6 and r["protocol_version"] == "vidgan-fvd-1" and r["N"] == 3
+
+
+def test_cli_prints_the_result_when_the_json_file_cannot_be_written(sources, capsys, tmp_path, monkeypatch):
+    import vidgan.evaluate
+
+    a, _ = sources
+    target = tmp_path / "taken"
+    target.mkdir()  # becomes a folder after the up-front check: the final rename fails
+    monkeypatch.setattr(vidgan.evaluate, "_check_json_target", lambda p: os.path.abspath(os.fspath(p)))
+    code = main(["eval", "--data", a, "--against", a, "--num-clips", "3", "--frames", "10", "--resolution", "32",
+                 "--batch", "3", "--quiet", "--json", str(target)])
+    captured = capsys.readouterr()
+    assert code == 2 and json.loads(captured.out)["N"] == 3
+    assert f"error: --json {target} could not be written" in captured.err
+    assert os.listdir(tmp_path) == ["taken"] and os.listdir(target) == []  # no temporary file left
 
 
 def test_cli_user_errors_exit_2(sources, capsys):

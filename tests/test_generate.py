@@ -84,6 +84,34 @@ def test_refuses_to_overwrite_and_bad_options(ckpt, tmp_path):
     assert not (tmp_path / "y.gif").exists()
 
 
+@pytest.mark.parametrize("options, words", [
+    (dict(num=0), "--num must be at least 1, got 0"),
+    (dict(num=-3), "--num must be at least 1, got -3"),
+    (dict(frames=0), "--frames must be at least 1, got 0"),
+    (dict(batch=0), "--batch must be at least 1, got 0"),
+    (dict(truncation=float("nan")), "--truncation must be a finite number"),
+    (dict(scale=1000), "--scale 1000 makes frames 32000 pixels"),
+    (dict(device="foo"), "device 'foo' is not a torch device"),
+    (dict(device="cuda:7"), "device cuda:7 was asked for but"),
+])
+def test_bad_options_are_one_sentence_and_write_nothing(ckpt, tmp_path, options, words):
+    with pytest.raises(InputError, match=words):
+        generate_to_file(str(tmp_path / "y.gif"), checkpoint=ckpt, frames=options.pop("frames", 2), **options)
+    assert os.listdir(tmp_path) == []
+
+
+def test_every_numbered_target_is_checked_before_the_first_is_written(ckpt, tmp_path):
+    (tmp_path / "c_001.gif").mkdir()
+    with pytest.raises(InputError, match=r"c_001\.gif is a folder"):
+        generate_to_file(str(tmp_path / "c.gif"), checkpoint=ckpt, num=2, frames=2, overwrite=True)
+    assert os.listdir(tmp_path) == ["c_001.gif"]
+    (tmp_path / "c_001.gif").rmdir()
+    (tmp_path / "c_001.gif").write_bytes(b"keep")
+    with pytest.raises(InputError, match=r"c_001\.gif already exists"):
+        generate_to_file(str(tmp_path / "c.gif"), checkpoint=ckpt, num=2, frames=2)
+    assert os.listdir(tmp_path) == ["c_001.gif"] and (tmp_path / "c_001.gif").read_bytes() == b"keep"
+
+
 def test_cli_generate_and_exit_codes(ckpt, tmp_path, capsys):
     out = tmp_path / "clip.mp4"
     assert main(["generate", "--out", str(out), "--checkpoint", ckpt, "--frames", "4", "--seed", "1"]) == 0
@@ -92,6 +120,10 @@ def test_cli_generate_and_exit_codes(ckpt, tmp_path, capsys):
     assert main(["generate", "--out", str(out), "--checkpoint", ckpt]) == 2
     assert "already exists" in capsys.readouterr().err
     assert main(["generate", "--out", str(tmp_path / "z.mp4"), "--checkpoint", str(tmp_path / "missing")]) == 2
+    capsys.readouterr()
+    assert main(["generate", "--out", str(tmp_path / "z.mp4"), "--checkpoint", ckpt, "--device", "foo"]) == 2
+    err = capsys.readouterr().err
+    assert "device 'foo' is not a torch device" in err and "Traceback" not in err and err.count("\n") == 1
     assert not (tmp_path / "z.mp4").exists()
 
 

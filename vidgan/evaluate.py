@@ -192,17 +192,42 @@ def _mean_std(values: List[float]):
     return mean, std
 
 
-def _write_json(result: dict, path: str) -> None:
+class ResultNotSavedError(InputError):
+    """The evaluation finished but its --json file could not be written; `.result` holds the result."""
+
+    def __init__(self, message: str, result: dict):
+        super().__init__(message)
+        self.result = result
+
+
+def _check_json_target(path) -> str:
+    """The absolute --json path; InputError (before any work) if it cannot be written."""
     path = os.path.abspath(os.fspath(path))
     folder = os.path.dirname(path)
     if not os.path.isdir(folder):
         raise InputError(f"--json {path}: the folder {folder} does not exist; create it or pick another path.")
-    fd, tmp = tempfile.mkstemp(prefix=".eval-", suffix=".json.tmp", dir=folder)
+    if os.path.isdir(path):
+        raise InputError(f"--json {path} is a folder; name a file such as {os.path.join(path, 'fvd.json')}.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"--json {path}: the folder {folder} is not writable; pick another path.")
+    return path
+
+
+def _write_json(result: dict, path: str) -> None:
+    path = _check_json_target(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".eval-", suffix=".json.tmp", dir=os.path.dirname(path))
+    except OSError as exc:
+        raise ResultNotSavedError(f"--json {path} could not be written ({exc.strerror}); the result is printed "
+                                  "above, save it from there.", result) from None
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(result, f, indent=2)
             f.write("\n")
         os.replace(tmp, path)
+    except OSError as exc:
+        raise ResultNotSavedError(f"--json {path} could not be written ({exc.strerror}); the result is printed "
+                                  "above, save it from there.", result) from None
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -216,7 +241,8 @@ def evaluate(data, checkpoint=None, against=None, num_clips: int = RECOMMENDED_C
 
     Returns one JSON-ready dict: metric, value, std (None for one run), N, frames, resolution,
     stride, seeds, i3d_sha256, vidgan_version, protocol_version, per-run values, companions,
-    warnings. `json_out` also writes it to that file. Keyword-only extras: resolution (default:
+    warnings. `json_out` also writes it to that file (checked before any work; if writing still
+    fails at the end, ResultNotSavedError carries the result). Keyword-only extras: resolution (default:
     the model's; 64 for two real sources), truncation, companions, progress, cache.
     """
     from vidgan.metrics.fvd import PROTOCOL_VERSION, default_device
@@ -235,10 +261,13 @@ def evaluate(data, checkpoint=None, against=None, num_clips: int = RECOMMENDED_C
                      f"comparable with the {RECOMMENDED_CLIPS}-clip numbers papers report.")
         warnings.warn(notes[-1], stacklevel=2)
     if json_out is not None:
-        folder = os.path.dirname(os.path.abspath(os.fspath(json_out)))
-        if not os.path.isdir(folder):
-            raise InputError(f"--json {json_out}: the folder {folder} does not exist; create it or pick another path.")
-    device = device or default_device()
+        _check_json_target(json_out)
+    if device is None:
+        device = default_device()
+    else:
+        from vidgan.training.distributed import resolve_device
+
+        device = resolve_device(str(device))
 
     G = None
     if against is None:

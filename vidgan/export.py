@@ -25,8 +25,8 @@ import numpy as np
 
 from vidgan.errors import InputError
 
-__all__ = ["write_video", "write_image", "to_uint8", "make_grid", "contact_sheet", "upscale_nearest",
-           "VIDEO_FORMATS", "DEFAULT_CRF"]
+__all__ = ["write_video", "check_output", "write_image", "to_uint8", "make_grid", "contact_sheet",
+           "upscale_nearest", "VIDEO_FORMATS", "DEFAULT_CRF"]
 
 VIDEO_FORMATS = (".mp4", ".webm", ".gif")     # plus a folder of PNG frames (no extension or a trailing /)
 DEFAULT_CRF = {".mp4": 18, ".webm": 32}         # x264 CRF 0..51, VP9 CRF 0..63; lower = better
@@ -185,6 +185,15 @@ def _check_target(target: str, kind: str, overwrite: bool) -> None:
         if os.path.exists(target) and not overwrite:
             raise InputError(f"{target} already exists; pass overwrite=True (--overwrite) to replace it "
                              "or choose another name.")
+
+
+def check_output(path, overwrite: bool = False) -> str:
+    """The absolute target `write_video(..., path, overwrite=overwrite)` would write; raises the
+    InputError that call would raise for an unusable path (extension, existing file or folder) and
+    touches nothing. Lets a caller writing several files check them all before writing the first."""
+    target, kind = _classify(path)
+    _check_target(target, kind, overwrite)
+    return target
 
 
 def _make_parent(target: str) -> None:

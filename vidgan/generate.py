@@ -26,6 +26,7 @@ from vidgan.errors import InputError
 from vidgan.export import to_uint8
 
 _MOTION_STREAM = 0x5EED_0001  # keeps the motion stream apart from the content stream
+_MAX_SIDE = 8192  # the largest frame side generate writes (H.264 levels stop at 8192)
 
 
 def _cpu_generator(seed: int, stream: int = 0) -> torch.Generator:
@@ -33,9 +34,14 @@ def _cpu_generator(seed: int, stream: int = 0) -> torch.Generator:
 
 
 def _resolve_device(G, device) -> torch.device:
+    """None -> where G is; a name ("cpu", "cuda", "cuda:1", "auto") is checked (InputError if unusable)."""
     if device is None:
         return next(G.parameters()).device
-    return torch.device(device)
+    if isinstance(device, torch.device):
+        return device
+    from vidgan.training.distributed import resolve_device
+
+    return resolve_device(str(device))
 
 
 def sample_latents(G, num: int, frames: int, seed: int = 0, content_seed: Optional[int] = None,
@@ -55,12 +61,14 @@ def iter_chunks(G, num: int = 1, frames: Optional[int] = None, seed: int = 0, tr
                 content_seed: Optional[int] = None, motion_seed: Optional[int] = None,
                 batch: Optional[int] = None, device=None) -> Iterator[np.ndarray]:
     """Yields consecutive uint8 [num, t, H, W, 3] chunks of the clips, t <= batch frames each."""
-    frames = int(frames or G.cfg.frames)
+    frames = int(G.cfg.frames if frames is None else frames)
     if frames < 1:
         raise InputError(f"frames must be at least 1, got {frames}.")
     if num < 1:
         raise InputError(f"the number of clips must be at least 1, got {num}.")
-    batch = int(batch or max(1, 64 // num))
+    if not math.isfinite(truncation):
+        raise InputError(f"truncation must be a finite number (1 = none), got {truncation}.")
+    batch = int(max(1, 64 // num) if batch is None else batch)
     if batch < 1:
         raise InputError(f"batch (frames per chunk) must be at least 1, got {batch}.")
     dev = _resolve_device(G, device)
@@ -109,25 +117,41 @@ def generate_to_file(out: str, checkpoint: Optional[str] = None, seed: int = 0, 
     Frames stream from the generator to the encoder chunk by chunk. Returns a report dict.
     """
     from vidgan.checkpoint import load
-    from vidgan.export import make_grid, upscale_nearest, write_video  # noqa: E402
+    from vidgan.export import check_output, make_grid, upscale_nearest, write_video
 
     rc = _parse_grid(grid)
     if rc is not None:
         num = rc[0] * rc[1]
+    if num < 1:
+        raise InputError(f"--num must be at least 1, got {num}.")
     if scale < 1:
         raise InputError(f"--scale must be a positive integer, got {scale}.")
     if fps is not None and not (math.isfinite(fps) and fps > 0):
         raise InputError(f"--fps must be a positive number, got {fps}.")
+    for name, value in (("--frames", frames), ("--batch", batch)):
+        if value is not None and value < 1:
+            raise InputError(f"{name} must be at least 1, got {value}.")
+    if not math.isfinite(truncation):
+        raise InputError(f"--truncation must be a finite number (1 = none), got {truncation}.")
     paths = _output_paths(out, num, rc)
-    if not overwrite:
-        for p in paths:
-            if os.path.exists(p):
-                raise InputError(f"{p} already exists; pass --overwrite to replace it or choose another --out.")
-    G = load(checkpoint, device=device or "cpu")
+    for p in paths:  # every target is checked before the first clip is written
+        if os.path.exists(p) and not overwrite:
+            raise InputError(f"{p} already exists; pass --overwrite to replace it or choose another --out.")
+        check_output(p, overwrite)
+    dev = torch.device("cpu")
+    if device is not None:
+        from vidgan.training.distributed import resolve_device
+
+        dev = resolve_device(str(device))
+    G = load(checkpoint, device=dev)
     meta = getattr(G, "meta", None) or {}
     # A model may suggest its viewing length and rate (meta "frames"/"fps"); else its training length.
     frames = int(frames or meta.get("frames") or G.cfg.frames)
     fps = float(fps or meta.get("fps", 8))
+    side = max(G.cfg.resolution * (max(rc) if rc else 1), 1) * scale
+    if side > _MAX_SIDE:
+        raise InputError(f"--scale {scale} makes frames {side} pixels wide or high, above the {_MAX_SIDE} "
+                         "that encoders and viewers take; use a smaller --scale.")
 
     timing = {"render_s": 0.0}
 
@@ -147,7 +171,7 @@ def generate_to_file(out: str, checkpoint: Optional[str] = None, seed: int = 0, 
             yield from part
 
     kwargs = dict(frames=frames, seed=seed, truncation=truncation, content_seed=content_seed,
-                  motion_seed=motion_seed, batch=batch, device=device)
+                  motion_seed=motion_seed, batch=batch, device=dev)
     if rc is not None:
         write_video(frames_of(iter_chunks(G, num=num, **kwargs)), paths[0], fps=fps, overwrite=True)
     else:

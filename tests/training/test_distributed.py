@@ -65,3 +65,24 @@ def test_batch_not_divisible_by_world_size(tmp_path, make_cfg, monkeypatch):
 
     with pytest.raises(InputError, match="batch 3 is not divisible by world size 2"):
         Trainer(make_cfg(tmp_path / "run", batch=3))
+
+
+def test_resolve_device_names_what_cannot_be_used():
+    from vidgan.training.distributed import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(InputError, match="device 'foo' is not a torch device"):
+        resolve_device("foo")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="CUDA is not available here"):
+            resolve_device("cuda:0")
+
+
+@pytest.mark.cuda
+def test_resolve_device_refuses_a_cuda_index_past_the_last_gpu():
+    from vidgan.training.distributed import resolve_device
+
+    n = torch.cuda.device_count()
+    assert resolve_device(f"cuda:{n - 1}") == torch.device(f"cuda:{n - 1}")
+    with pytest.raises(InputError, match=f"has {n} CUDA device"):
+        resolve_device(f"cuda:{n}")

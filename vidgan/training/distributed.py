@@ -49,6 +49,9 @@ def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
         raise InputError(f"device {name!r} is not a torch device; use auto, cpu, cuda or cuda:N (--device).") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"device {name} was asked for but CUDA is not available here; use --device cpu.")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise InputError(f"device {name} was asked for but this machine has {torch.cuda.device_count()} CUDA "
+                         f"device(s); use cuda:0 to cuda:{torch.cuda.device_count() - 1} (--device).")
     return dev
 
 
