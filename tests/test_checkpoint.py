@@ -78,6 +78,11 @@ def test_corrupt_weights_and_config_name_the_file(tmp_path):
     (out / "config.json").write_text(json.dumps({"format": "vidgan-generator", "model": {"resolution": 48}}))
     with pytest.raises(CheckpointError, match="config.json.*power of two"):
         load(out)
+    for version in ("x", None, 1.5, True):
+        doc = {"format": "vidgan-generator", "format_version": version, "model": {}}
+        (out / "config.json").write_text(json.dumps(doc))
+        with pytest.raises(CheckpointError, match=r"config.json has format_version .* not an integer"):
+            load(out)
 
 
 def test_non_finite_weights_are_refused(tmp_path):

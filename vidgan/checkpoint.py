@@ -149,7 +149,10 @@ def read_config(path: PathLike) -> tuple:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("model"), dict):
         raise CheckpointError(f"{path} is not a vidgan generator config (expected \"format\": \"{FORMAT}\" "
                               f"and a \"model\" object).")
-    if int(doc.get("format_version", 0)) > FORMAT_VERSION:
+    version = doc.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise CheckpointError(f"{path} has format_version {version!r}, not an integer; the checkpoint is corrupt.")
+    if version > FORMAT_VERSION:
         raise CheckpointError(f"{path} has format_version {doc['format_version']}, newer than this vidgan "
                               f"reads ({FORMAT_VERSION}); upgrade vidgan.")
     try:

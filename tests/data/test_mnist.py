@@ -108,4 +108,8 @@ def test_bad_idx_file_is_a_clear_error(tmp_path):
         read_idx_images(junk)
     with pytest.raises(InputError, match="does not exist"):
         read_idx_images(tmp_path / "missing")
+    two = tmp_path / "two.idx"
+    _write_idx(two, load_digits("test")[:2], gz=False)
+    with pytest.raises(InputError, match=r"two.idx holds 2 images, which leaves none for the test split"):
+        make_moving_mnist(tmp_path / "mm", videos=1, split="test", mnist=two)
     assert not (tmp_path / "mm").exists()

@@ -91,6 +91,33 @@ def test_damaged_or_mismatched_pack_is_a_clear_error(tmp_path, source):
     assert json.loads(json.dumps(index)) == index and index["total_frames"] == 18
 
 
+def _with_index(pack, out, edit):
+    """Copy `pack` to `out` with its JSON index replaced by edit(index)."""
+    import struct
+
+    data = open(pack, "rb").read()
+    pos, n = struct.unpack("<QQ", data[8:24])
+    blob = json.dumps(edit(json.loads(data[pos:pos + n]))).encode()
+    out.write_bytes(data[:8] + struct.pack("<QQ", pos, len(blob)) + data[24:pos] + blob)
+    return out
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda ix: [1, 2], "a JSON list, not an object"),
+    (lambda ix: {"version": ix["version"]}, "height is None, not a count"),
+    (lambda ix: {**ix, "total_frames": "18"}, "total_frames is '18', not a count"),
+    (lambda ix: {**ix, "videos": None}, "it has no list of videos"),
+    (lambda ix: {**ix, "videos": [{"name": "v", "offset": 0}]}, "video 0 lacks a name, offset or length"),
+    (lambda ix: {**ix, "videos": [{"name": "v", "offset": 10, "length": 50}]},
+     "video 'v' runs to frame 60 of 18 stored"),
+])
+def test_a_damaged_index_is_named(tmp_path, source, edit, words):
+    good = pack_dataset(source / "small", tmp_path / "good.vidpack", resolution=16)["out"]
+    bad = _with_index(good, tmp_path / "bad.vidpack", edit)
+    with pytest.raises(DataError, match=r"bad\.vidpack has a damaged index \(" + words.replace("(", r"\(")):
+        VideoDataset(bad, frames=4, resolution=16)
+
+
 def test_short_videos_in_a_pack_are_named(tmp_path):
     root = tmp_path / "r"
     make_frames(root / "long", 12, 8, 8)

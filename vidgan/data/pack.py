@@ -109,13 +109,33 @@ def read_index(path):
             index = json.loads(fh.read(n).decode("utf-8"))
         except ValueError:
             raise DataError(f"{path} has a damaged index; rebuild it with `vidgan data pack`.") from None
+    damaged = f"{path} has a damaged index ({{}}); rebuild it with `vidgan data pack`."
+    if not isinstance(index, dict):
+        raise DataError(damaged.format(f"a JSON {type(index).__name__}, not an object"))
     if index.get("version") != VERSION:
         raise DataError(f"{path} is vidpack version {index.get('version')}, this vidgan reads version {VERSION}; "
                         f"rebuild it with `vidgan data pack`.")
-    h, w = index["height"], index["width"]
-    if index["data_offset"] + index["total_frames"] * h * w * 3 != pos:
+    for key in ("height", "width", "total_frames", "data_offset"):
+        if not _count(index.get(key)):
+            raise DataError(damaged.format(f"{key} is {index.get(key)!r}, not a count"))
+    if not isinstance(index.get("videos"), list):
+        raise DataError(damaged.format("it has no list of videos"))
+    h, w, total = index["height"], index["width"], index["total_frames"]
+    if index["data_offset"] + total * h * w * 3 != pos:
         raise DataError(f"{path} is damaged (frame data size does not match its index); rebuild it.")
+    for i, v in enumerate(index["videos"]):
+        if not (isinstance(v, dict) and isinstance(v.get("name"), str) and _count(v.get("offset"))
+                and _count(v.get("length"))):
+            raise DataError(damaged.format(f"video {i} lacks a name, offset or length"))
+        if v["offset"] + v["length"] > total:
+            raise DataError(damaged.format(f"video {v['name']!r} runs to frame {v['offset'] + v['length']} "
+                                           f"of {total} stored"))
     return index
+
+
+def _count(x):
+    """True for a non-negative int (not a bool)."""
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
 
 
 def open_pack(path):
