@@ -146,7 +146,7 @@ _TRAIN_FLAGS = (
     ("seed", int, None), ("lr", float, "generator learning rate (Adam, betas 0/0.99)"),
     ("loss", str, "logistic (default), hinge, lsgan or wgan-gp"),
     ("device", str, "auto, cpu, cuda or cuda:N"),
-    ("workers", int, "data-loading processes per rank"),
+    ("workers", int, "data-loading processes per rank (default: 0 for a .vidpack, else up to 4)"),
     ("accum", int, "gradient-accumulation rounds per step"),
     ("ckpt_every", int, "checkpoint every N steps"), ("sample_every", int, "sample grid every N steps"),
     ("eval_every", int, "FVD against the data every N steps (0 = off)"),

@@ -241,3 +241,16 @@ def test_channels_last_conversion_keeps_models_working():
     torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
     (Df(out).sum() + Dc(out).sum()).backward()
     assert all(torch.isfinite(p.grad).all() for p in G.parameters() if p.grad is not None)
+
+
+def test_a_pack_loads_in_the_main_process_unless_workers_are_asked_for(tmp_path, make_cfg):
+    from vidgan.training.config import TrainConfig
+
+    assert TrainConfig().workers is None
+    for workers, expected in ((None, 0), (1, 1)):
+        trainer = Trainer(make_cfg(tmp_path / f"w{workers}", workers=workers), log=quiet)
+        loader = trainer._loader()
+        try:
+            assert loader._loader.num_workers == expected
+        finally:
+            loader.close()

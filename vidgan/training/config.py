@@ -40,7 +40,9 @@ class TrainConfig:
     stride: int = 1                      # frame step inside a clip
     keep_aspect: bool = False            # pad to square instead of centre-cropping
     hflip: bool = False                  # dataset-level random horizontal flip of real clips
-    workers: int = 2                     # data-loading processes per rank (0 = in the main process)
+    workers: Optional[int] = None        # data-loading processes per rank (0 = in the main process; None =
+                                         # 0 for a .vidpack, whose memmap reads beat a hand-over, else up to
+                                         # 4, leaving a core to the trainer)
 
     # optimisation
     batch: int = 8                       # global batch (all ranks, all accumulation rounds)
@@ -179,7 +181,7 @@ class TrainConfig:
             if int(getattr(self, name)) < lo:
                 raise InputError(f"{name} must be at least {lo}, got {getattr(self, name)}.")
         for name in ("workers", "log_every", "ckpt_every", "sample_every", "eval_every", "eval_clips", "time_offset"):
-            if int(getattr(self, name)) < 0:
+            if getattr(self, name) is not None and int(getattr(self, name)) < 0:
                 raise InputError(f"{name} must not be negative, got {getattr(self, name)}.")
         for name in ("lr", "ema_kimg", "sample_fps", "augment_speed_kimg"):
             if not float(getattr(self, name)) > 0:
