@@ -32,6 +32,12 @@ F2 = torch.outer(setup_filter(), setup_filter())
     (lambda i: upfirdn2d(X, None, padding=(1, 2, 3), impl=i), "padding must be"),
     (lambda i: upfirdn2d(rand(1, 3, 0, 4), None, impl=i), "empty spatial size"),
     (lambda i: fused_upsample([[1.0]], impl=i), "torch.Tensor"),
+    (lambda i: fused_upsample(X, clamp=-1, impl=i), "clamp must be a non-negative number or None"),
+    (lambda i: fused_upsample(X, clamp=float("nan"), impl=i), "clamp must be a finite number"),
+    (lambda i: fused_upsample(X, alpha="a", impl=i), "alpha must be a finite number, got 'a'"),
+    (lambda i: fused_upsample(X, act_gain=float("inf"), impl=i), "act_gain must be a finite number"),
+    (lambda i: fused_upsample(X, gain=True, impl=i), "gain must be a finite number"),
+    (lambda i: upfirdn2d(X, None, gain="2", impl=i), "gain must be a finite number"),
 ])
 def test_python_checks_raise_one_clear_value_error(call, match, impl):
     with pytest.raises(ValueError, match=match) as info:

@@ -8,6 +8,7 @@ the plain-PyTorch reference; `impl="ext"` insists on the extension (RuntimeError
 cannot run here) and `impl="reference"` forces the reference.
 """
 import math
+import numbers
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
@@ -106,6 +107,13 @@ def _impl(impl: Optional[str], device: torch.device, op: str) -> str:
     return "reference"
 
 
+def _real(v, name: str, op: str) -> float:
+    """float(v) for a finite real number; InputError naming the argument otherwise."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+        raise InputError(f"{op}: {name} must be a finite number, got {v!r}.")
+    return float(v)
+
+
 def _as_2d(f: torch.Tensor) -> torch.Tensor:
     """The kernels take a 2D filter; a separable 1D filter becomes its outer product."""
     return torch.outer(f, f) if f.ndim == 1 else f
@@ -128,6 +136,7 @@ def upfirdn2d(x: torch.Tensor, f: Optional[torch.Tensor], up: IntPair = 1, down:
     f = _filter(f, x, op)
     pads = _pads(padding, f, (upx, upy), op)
     _check_out(x, f, (upx, upy), (downx, downy), pads, op)
+    gain = _real(gain, "gain", op)
     if _impl(impl, x.device, op) == "reference":
         return reference.upfirdn2d(x, f, up=(upx, upy), down=(downx, downy), padding=pads,
                                    flip_filter=flip_filter, gain=gain)
@@ -156,8 +165,11 @@ def fused_upsample(x: torch.Tensor, f: Optional[torch.Tensor] = None, bias: Opti
     _check_bias(bias, x, op)
     if act not in ACTIVATIONS:
         raise InputError(f"{op}: act must be one of {ACTIVATIONS}, got {act!r}.")
-    gain = float(upx * upy) if gain is None else float(gain)
-    act_gain = SQRT2 if act_gain is None else float(act_gain)
+    gain = float(upx * upy) if gain is None else _real(gain, "gain", op)
+    act_gain = SQRT2 if act_gain is None else _real(act_gain, "act_gain", op)
+    alpha = _real(alpha, "alpha", op)
+    if clamp is not None and not _real(clamp, "clamp", op) >= 0:
+        raise InputError(f"{op}: clamp must be a non-negative number or None (no clamp), got {clamp!r}.")
     if _impl(impl, x.device, op) == "reference":
         return reference.fused_upsample(x, f, bias, up=(upx, upy), padding=pads, gain=gain, flip_filter=flip_filter,
                                         act=act, alpha=alpha, act_gain=act_gain, clamp=clamp)
