@@ -239,3 +239,57 @@ def test_truncated_mp4(tmp_path, carphone):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ds[len(ds) - 1]  # reported once only
+
+
+def test_a_damaged_frame_in_the_only_video_does_not_stop_training_clips(tmp_path):
+    folder = make_frames(tmp_path / "r" / "v", 12, 16, 16)
+    damaged = os.path.join(folder, "frame_9.png")
+    with open(damaged, "rb") as fh:
+        head = fh.read(40)  # the header survives, the pixels do not
+    with open(damaged, "wb") as fh:
+        fh.write(head)
+    ds = VideoDataset(tmp_path / "r", frames=4, resolution=16, seed=0)
+    with pytest.warns(UserWarning, match=r"v: unreadable at load time"):
+        clips = [ds[(0, s)] for s in range(100)]  # 3 of 9 starts touch frame 9
+    assert all(c.shape == (3, 4, 16, 16) for c in clips)
+    for name in os.listdir(folder):  # every frame damaged: the error counts the tries it made
+        with open(os.path.join(folder, name), "wb") as fh:
+            fh.write(head)
+    ds = VideoDataset(tmp_path / "r", frames=4, resolution=16, seed=0)
+    with pytest.raises(DataError, match=r"could not load any clip from .* after 64 tries"):
+        ds.fetch((0, 1))
+
+
+def test_only_unreadable_videos_get_the_right_advice(tmp_path):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "junk.mp4").write_bytes(b"not a video")
+    with pytest.raises(DataError, match=r"0 too short and 1 unreadable \(junk\.mp4: .*\); replace the "
+                                        r"unreadable videos or point to other data\.$"):
+        VideoDataset(tmp_path / "r", frames=4, resolution=8)
+
+
+def test_symlink_loops_and_run_folders_are_not_data(tmp_path):
+    from vidgan.data.discover import RUN_MARKER, index_videos
+    from vidgan.training.config import RUN_CONFIG_NAME
+
+    assert RUN_MARKER == RUN_CONFIG_NAME
+    make_frames(tmp_path / "r" / "v1", 6, 8, 8)
+    os.symlink("..", tmp_path / "r" / "v1" / "up")  # a loop back to the root
+    run = tmp_path / "r" / "run"
+    (run / "samples").mkdir(parents=True)
+    (run / RUN_MARKER).write_text("{}")
+    make_frames(run / "samples" / "step-1", 6, 8, 8)
+    entries, skipped = index_videos(tmp_path / "r")
+    assert [e.name for e in entries] == ["v1"]
+    assert list(skipped) == [str(run)] and "vidgan run folder" in skipped[str(run)]
+
+
+def test_frame_names_that_sort_alike_keep_one_order(tmp_path):
+    from vidgan.data.discover import index_videos
+
+    folder = tmp_path / "v"
+    folder.mkdir()
+    for name in ("frame_01.png", "frame_1.png", "frame_2.png"):
+        Image.new("RGB", (4, 4)).save(folder / name)
+    (entry,), _ = index_videos(folder)
+    assert [os.path.basename(p) for p in entry.frames] == ["frame_01.png", "frame_1.png", "frame_2.png"]

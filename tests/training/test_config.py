@@ -1,5 +1,6 @@
 """TrainConfig: sources and their precedence, aliases, unknown keys, types and value checks."""
 import json
+import os
 
 import pytest
 
@@ -31,7 +32,8 @@ def test_saved_run_config_is_the_base_for_a_resume(tmp_path):
     first = TrainConfig.from_sources(run, overrides={"batch": 6, "data": "clips/", "resolution": 32})
     first.to_json(str(run / RUN_CONFIG_NAME))
     again = TrainConfig.from_sources(run, overrides={"steps": 50})
-    assert again.batch == 6 and again.data == "clips/" and again.model.resolution == 32 and again.steps == 50
+    assert again.batch == 6 and again.data == os.path.abspath("clips") and again.model.resolution == 32
+    assert again.steps == 50
     assert TrainConfig.from_dict(again.to_dict()) == again
 
 
@@ -73,6 +75,13 @@ def test_unknown_keys_are_named(tmp_path, where):
     ('betas=[0.5,"a"]', r"betas\[1\]='a'"),
     ('debug_nan_steps=["x"]', r"debug_nan_steps\[0\]='x' .* expected int"),
     ("ema_rampup=-1", "ema_rampup must be positive"),
+    # null only where the field is optional; finite numbers only
+    ("batch=null", r"batch in --set must be a int like 8, not null"),
+    ("augment=null", r"augment in --set must be a list"),
+    ("r1_gamma=NaN", "r1_gamma must be a finite number, got nan"),
+    ("lr=Infinity", "lr must be a finite number, got inf"),
+    ("betas=[0,Infinity]", r"betas must be a finite number, got \[0.0, inf\]"),
+    ("model.mapping_lr_mul=NaN", "mapping_lr_mul must be a finite number"),
 ])
 def test_bad_values_raise_one_clear_error(tmp_path, assignment, words):
     with pytest.raises(InputError, match=words):
@@ -121,3 +130,19 @@ def test_null_default_keys_take_values_of_their_type(tmp_path):
     assert cfg.betas == (0.0, 0.9) and cfg.debug_nan_steps == (3,) and cfg.model.conv_clamp == 256
     with pytest.raises(InputError, match="eval_clips must be at least 2"):
         TrainConfig.from_sources(tmp_path / "run", assignments=["eval_every=10", "eval_clips=1", "frames=9"])
+
+
+def test_run_folder_and_data_paths(tmp_path, monkeypatch):
+    (tmp_path / "afile").write_text("x")
+    for out, words in ((tmp_path / "afile", "afile is a file"), (tmp_path / "afile" / "run", "would lie under")):
+        with pytest.raises(InputError, match=f"the run folder .*{words}"):
+            TrainConfig.from_sources(out)
+    # a relative --data is saved absolute, so a resume from another folder reads the same data
+    monkeypatch.chdir(tmp_path)
+    cfg = TrainConfig.from_sources(tmp_path / "run", overrides={"data": "clips"})
+    assert cfg.data == str(tmp_path / "clips")
+    # pathlib paths serialise
+    path_cfg = TrainConfig(run_dir=tmp_path / "run", data=tmp_path / "clips")
+    path_cfg.to_json(str(tmp_path / "c.json"))
+    assert json.load(open(tmp_path / "c.json"))["data"] == str(tmp_path / "clips")
+    assert sorted(os.listdir(tmp_path)) == ["afile", "c.json"]

@@ -110,10 +110,12 @@ class VideoDataset(torch.utils.data.Dataset):
         if self.unreadable:
             first = next(iter(self.skipped.items()))
             unread = f" ({os.path.basename(first[0])}: {first[1]})"
-        return (f"no usable video under {self.root}: found {self.found} video(s), {self.too_short} too short"
-                + (f" ({names})" if short else "")
-                + f" and {self.unreadable} unreadable{unread}; a clip needs {self.span} frames (frames="
-                f"{self.frames}, stride={self.stride}): lower frames/stride or add longer videos.")
+        found = (f"no usable video under {self.root}: found {self.found} video(s), {self.too_short} too short"
+                 + (f" ({names})" if short else "") + f" and {self.unreadable} unreadable{unread}")
+        if not short:
+            return found + "; replace the unreadable videos or point to other data."
+        return (found + f"; a clip needs {self.span} frames (frames={self.frames}, stride={self.stride}): "
+                "lower frames/stride or add longer videos.")
 
     def _make_clip_list(self):
         if self.eval_clips is None:
@@ -234,7 +236,7 @@ class VideoDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng(sample_seed) if sample_seed is not None else \
             np.random.default_rng(self._rng.integers(2 ** 63))
         v = index
-        for k in range(min(len(self.entries) * 4, _MAX_TRIES)):
+        for k in range(_MAX_TRIES):  # other starts of the same video count too: a damaged frame fails few
             if k:
                 v = int(rng.integers(len(self.entries)))
             e = self.entries[v]
@@ -257,10 +259,11 @@ class VideoDataset(torch.utils.data.Dataset):
         index = int(index)
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} items")
-        new = {}
+        new, tries = {}, 0
         for e, start, flip in self._candidates(index, sample_seed):
             if e.path in self._bad:
                 continue
+            tries += 1
             try:
                 clip = self._load(e, start)
             except DataError as exc:  # a damaged frame or a short decode fails only the clips that touch it
@@ -268,7 +271,7 @@ class VideoDataset(torch.utils.data.Dataset):
                 continue
             clip = np.asarray(clip)
             return (np.ascontiguousarray(clip[:, :, ::-1]) if flip else clip), new
-        raise DataError(f"could not load any clip from {self.root} after {_MAX_TRIES} tries; "
+        raise DataError(f"could not load any clip from {self.root} after {tries} tries; "
                         f"last problems: {list(new.values())[-3:]}; check the data.")
 
     def __getitem__(self, key):

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from vidgan.data.decode import IMAGE_EXTS, VIDEO_EXTS, natural_key, probe_video
 from vidgan.errors import DataError
 
+RUN_MARKER = "train_config.json"  # vidgan.training.config.RUN_CONFIG_NAME: the file every run folder holds
+
 
 @dataclass
 class VideoEntry:
@@ -57,7 +59,7 @@ def _rel(path, root):
 
 
 def _index_frames(folder, names, root, skipped):
-    paths = tuple(os.path.join(folder, n) for n in sorted(names, key=natural_key))
+    paths = tuple(os.path.join(folder, n) for n in sorted(names, key=lambda n: (natural_key(n), n)))
     sizes = {}
     for p in paths:
         try:
@@ -106,7 +108,18 @@ def index_videos(root):
         return ([entry] if entry else []), skipped
 
     entries, video_files, seen_any = [], [], False
+    visited = set()  # real folders walked: a symlink back up the tree is walked once, not in a loop
     for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in visited:
+            dirs[:] = []
+            continue
+        visited.add(real)
+        if folder != root and RUN_MARKER in files:
+            # a training run's folder (samples/*.mp4) inside the data: its outputs are not data
+            skipped[folder] = f"a vidgan run folder (it holds {RUN_MARKER}); its samples are not used as data"
+            dirs[:] = []
+            continue
         dirs[:] = sorted((d for d in dirs if not d.startswith(".")), key=natural_key)
         files = [f for f in files if not f.startswith(".")]
         seen_any = seen_any or bool(files) or bool(dirs)

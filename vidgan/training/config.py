@@ -13,6 +13,7 @@ Unknown keys and wrongly typed values raise vidgan.errors.InputError naming them
 """
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 import typing
@@ -97,6 +98,9 @@ class TrainConfig:
     debug_nan_steps: Tuple[int, ...] = ()
 
     def __post_init__(self):
+        self.run_dir = os.fspath(self.run_dir)
+        if self.data is not None:
+            self.data = os.fspath(self.data)
         if isinstance(self.model, dict):
             self.model = ModelConfig.from_dict(self.model)
         self.betas = tuple(self.betas)
@@ -127,11 +131,15 @@ class TrainConfig:
 
     def to_json(self, path: str) -> None:
         """Write atomically as indented JSON."""
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=True, allow_nan=False) + "\n"
         tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w") as fh:
-            json.dump(self.to_dict(), fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "w") as fh:
+                fh.write(text)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
 
     # ------------------------------------------------------------------ sources
     @classmethod
@@ -149,7 +157,10 @@ class TrainConfig:
             _merge(merged, dict(overrides), "the command-line flags")
         if assignments:
             _merge(merged, _parse_assignments(assignments), "--set")
-        merged["run_dir"] = str(run_dir)
+        merged["run_dir"] = os.fspath(run_dir)
+        if isinstance(merged.get("data"), str) and merged["data"]:
+            # saved as absolute, so a resume from another folder reads the same data
+            merged["data"] = os.path.abspath(os.path.expanduser(merged["data"]))
         try:
             model = ModelConfig.from_dict(merged["model"])
         except InputError:
@@ -163,6 +174,11 @@ class TrainConfig:
     # ------------------------------------------------------------------ checks
     def validate(self) -> None:
         """Raise InputError (one sentence naming the key) for any value that cannot work."""
+        for name, value in _flatten(self.to_dict()).items():
+            values = value if isinstance(value, list) else [value]
+            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+                raise InputError(f"{name} must be a finite number, got {value}.")
+        _check_run_dir(self.run_dir)
         # Re-validate the model through its own checks (resolution power of two, frames >= 2, ...).
         res, frames = int(self.model.resolution), int(self.model.frames)
         if res < 4 or res & (res - 1):
@@ -228,6 +244,19 @@ class TrainConfig:
                              f"(batch {self.batch} / {world_size} rank(s) / accum {self.accum}); use a larger "
                              "--batch, a smaller accum, or --set pair_mismatch=0.")
         return micro
+
+
+def _check_run_dir(run_dir: str) -> None:
+    """InputError if the run folder is, or would lie under, an existing file."""
+    path = os.path.abspath(run_dir)
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return
+        path = parent
+    if not os.path.isdir(path):
+        what = "is" if path == os.path.abspath(run_dir) else f"would lie under {path}, which is"
+        raise InputError(f"the run folder {run_dir} {what} a file; pass a folder (new or a run's) to --out.")
 
 
 # ---------------------------------------------------------------------- merging helpers
@@ -311,6 +340,11 @@ def _annotation(key: str) -> Any:
 _EXAMPLES = {float: 0.0, int: 0, str: "", bool: False}
 
 
+def _optional(annotation: Any) -> bool:
+    """Whether a declared type admits None (Optional[...])."""
+    return typing.get_origin(annotation) is typing.Union and type(None) in typing.get_args(annotation)
+
+
 def _example(annotation: Any) -> Any:
     """An example value of `annotation` with Optional[...] removed (None when it is not a plain type)."""
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
@@ -328,7 +362,10 @@ def _coerce(key: str, value: Any, default: Any, source: str, annotation: Any = N
                           f"{type(like).__name__} like {like!r}.")
 
     if value is None:
-        return value
+        if default is None or _optional(annotation):
+            return value
+        like = default
+        raise InputError(f"{key} in {source} must be a {type(like).__name__} like {like!r}, not null.")
     if default is None:
         example = _example(annotation)
         if example is None:
