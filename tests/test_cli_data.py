@@ -70,3 +70,4 @@ def test_overwrite_never_deletes_files_it_did_not_write(tmp_path, capsys):
         assert main(["data", "moving-mnist", "--out", str(mm), "--videos", "2", "--frames", "4", "--digits", "1",
                      "--overwrite"]) == 0
     assert sorted(os.listdir(mm)) == ["moving_mnist.json", "video_00000", "video_00001"]
+

@@ -144,3 +144,17 @@ def test_package_generate_is_callable_after_the_module_is_imported(G):
     import vidgan.generate  # noqa: F401
 
     np.testing.assert_array_equal(vidgan.generate(G, seed=3, num=1, frames=3), generate(G, seed=3, num=1, frames=3))
+
+
+def test_cli_warnings_are_one_line_without_source(monkeypatch, capsys):
+    import warnings
+
+    import vidgan.cli
+
+    def run(args):
+        warnings.warn("something to know", UserWarning)
+        return 0
+
+    monkeypatch.setattr(vidgan.cli, "_run_generate", run)
+    assert main(["generate", "--out", "unused.mp4"]) == 0
+    assert capsys.readouterr().err == "vidgan generate: warning: something to know\n"

@@ -231,24 +231,17 @@ def _add_eval(sub):
 
 
 def _run_eval(args):
-    import warnings
-
     from vidgan.evaluate import ResultNotSavedError, evaluate
 
-    def show(message, category, filename, lineno, file=None, line=None):  # one line, no source echo
-        print(f"vidgan eval: warning: {message}", file=sys.stderr)
-
-    with warnings.catch_warnings():
-        warnings.showwarning = show
-        try:
-            result = evaluate(data=args.data, checkpoint=args.checkpoint, against=args.against,
-                              num_clips=args.num_clips, frames=args.frames, stride=args.stride, runs=args.runs,
-                              seed=args.seed, batch=args.batch, device=args.device, i3d=args.i3d,
-                              json_out=args.json, resolution=args.resolution, truncation=args.truncation,
-                              companions=args.companions, progress=not args.quiet, cache=args.cache)
-        except ResultNotSavedError as exc:  # the work is done: print the result, then the error
-            print(json.dumps(exc.result))
-            raise
+    try:
+        result = evaluate(data=args.data, checkpoint=args.checkpoint, against=args.against,
+                          num_clips=args.num_clips, frames=args.frames, stride=args.stride, runs=args.runs,
+                          seed=args.seed, batch=args.batch, device=args.device, i3d=args.i3d,
+                          json_out=args.json, resolution=args.resolution, truncation=args.truncation,
+                          companions=args.companions, progress=not args.quiet, cache=args.cache)
+    except ResultNotSavedError as exc:  # the work is done: print the result, then the error
+        print(json.dumps(exc.result))
+        raise
     print(json.dumps(result))
     return 0
 
@@ -265,9 +258,17 @@ def build_parser():
 
 
 def main(argv=None):
+    import warnings
+
     args = build_parser().parse_args(argv)
+
+    def show(message, category, filename, lineno, file=None, line=None):  # one line, no source echo
+        print(f"vidgan {args.cmd}: warning: {message}", file=sys.stderr)
+
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = show
+            return args.func(args)
     except VidganError as exc:
         print(f"vidgan {args.cmd}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

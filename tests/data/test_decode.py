@@ -68,6 +68,22 @@ def test_read_video_file(carphone):
     assert probe_video(carphone)[:3] == (120, 176, 144)
 
 
+@pytest.mark.parametrize("stream, fps", [
+    ("Stream #0:0: Video: vp9 (Profile 0), yuv420p(tv), 320x240, SAR 1:1 DAR 4:3, 29.97 tbr, 1k tbn", 29.97),
+    ("Stream #0:0: Video: h264, yuv420p, 176x144, 12 fps, 12 tbr, 12288 tbn", 12.0),
+    ("Stream #0:0: Video: vp9, yuv420p, 320x240", 25.0),
+])
+def test_probe_reads_the_rate_off_the_stream_line(monkeypatch, stream, fps):
+    import subprocess
+
+    import vidgan.data.decode as decode
+
+    err = f"Input #0, matroska,webm, from 'v.webm':\n  {stream}\nframe=  300 fps=0.0 q=-1.0 Lsize=N/A\n"
+    monkeypatch.setattr(decode.subprocess, "run",
+                        lambda *a, **k: subprocess.CompletedProcess(a, 0, b"", err.encode()))
+    assert probe_video("v.webm") == (300, 320 if "320" in stream else 176, 240 if "320" in stream else 144, fps)
+
+
 def test_truncated_mp4_is_a_clear_error(tmp_path, carphone):
     data = open(carphone, "rb").read()
     (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])  # moov atom at the end is lost

@@ -138,7 +138,10 @@ def probe_video(path):
     width, height = int(m.group(1)), int(m.group(2))
     counts = re.findall(r"frame=\s*(\d+)", err)
     frames = int(counts[-1]) if counts else 0
-    fps_m = re.search(r"(\d+(?:\.\d+)?) fps", err) or re.search(r"(\d+(?:\.\d+)?) tbr", err)
+    # The rate comes from the stream line only: progress lines ("frame=  300 fps=...") would match too.
+    end = err.find("\n", m.start())
+    stream = err[m.start(): end if end >= 0 else len(err)]
+    fps_m = re.search(r"(\d+(?:\.\d+)?) fps", stream) or re.search(r"(\d+(?:\.\d+)?) tbr", stream)
     fps = float(fps_m.group(1)) if fps_m else 25.0
     return frames, width, height, fps
 

@@ -140,7 +140,10 @@ def load_checkpoint(path: Path, G_ema: torch.nn.Module, modules: Dict[str, torch
         if not isinstance(state, dict) or "step" not in state:
             raise ValueError("no training step in it")
     except Exception as exc:  # noqa: BLE001 - torch.load raises many types on damaged files
-        raise CheckpointError(f"checkpoint file {f} is missing or corrupt ({str(exc).splitlines()[0]}).") from None
+        why = (str(exc).splitlines() or [""])[0][:200]
+        why = f"{type(exc).__name__}: {why}" if why else type(exc).__name__
+        raise CheckpointError(f"checkpoint file {f} is missing or corrupt ({why}); resume from another "
+                              "checkpoint or delete this one.") from None
     return state
 
 
