@@ -214,22 +214,22 @@ def _check_json_target(path) -> str:
 
 
 def _write_json(result: dict, path: str) -> None:
-    path = _check_json_target(path)
+    """Write atomically; ResultNotSavedError (carrying the result) if the file cannot be written."""
+    tmp = None
     try:
+        path = _check_json_target(path)
         fd, tmp = tempfile.mkstemp(prefix=".eval-", suffix=".json.tmp", dir=os.path.dirname(path))
-    except OSError as exc:
-        raise ResultNotSavedError(f"--json {path} could not be written ({exc.strerror}); the result is printed "
-                                  "above, save it from there.", result) from None
-    try:
         with os.fdopen(fd, "w") as f:
             json.dump(result, f, indent=2)
             f.write("\n")
         os.replace(tmp, path)
-    except OSError as exc:
-        raise ResultNotSavedError(f"--json {path} could not be written ({exc.strerror}); the result is printed "
-                                  "above, save it from there.", result) from None
+    except (OSError, InputError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ResultNotSavedError(f"--json {path} could not be written ({why}); the result itself is complete "
+                                  "(`vidgan eval` prints it): keep it and choose another path next time.",
+                                  result) from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
 
 
@@ -242,8 +242,8 @@ def evaluate(data, checkpoint=None, against=None, num_clips: int = RECOMMENDED_C
     Returns one JSON-ready dict: metric, value, std (None for one run), N, frames, resolution,
     stride, seeds, i3d_sha256, vidgan_version, protocol_version, per-run values, companions,
     warnings. `json_out` also writes it to that file (checked before any work; if writing still
-    fails at the end, ResultNotSavedError carries the result). Keyword-only extras: resolution (default:
-    the model's; 64 for two real sources), truncation, companions, progress, cache.
+    fails at the end, ResultNotSavedError carries the result). Keyword-only extras: resolution
+    (default: the model's; 64 for two real sources), truncation, companions, progress, cache.
     """
     from vidgan.metrics.fvd import PROTOCOL_VERSION, default_device
 

@@ -148,7 +148,7 @@ def generate_to_file(out: str, checkpoint: Optional[str] = None, seed: int = 0, 
     # A model may suggest its viewing length and rate (meta "frames"/"fps"); else its training length.
     frames = int(frames or meta.get("frames") or G.cfg.frames)
     fps = float(fps or meta.get("fps", 8))
-    side = max(G.cfg.resolution * (max(rc) if rc else 1), 1) * scale
+    side = G.cfg.resolution * (max(rc) if rc else 1) * scale  # the mosaic's padding aside
     if side > _MAX_SIDE:
         raise InputError(f"--scale {scale} makes frames {side} pixels wide or high, above the {_MAX_SIDE} "
                          "that encoders and viewers take; use a smaller --scale.")

@@ -125,7 +125,8 @@ def test_config_diff_names_dotted_keys():
 
 def test_null_default_keys_take_values_of_their_type(tmp_path):
     cfg = TrainConfig.from_sources(tmp_path / "run", assignments=[
-        "d_lr=0.001", "minutes=5", "augment_target=0.6", "betas=[0,0.9]", "debug_nan_steps=[3]", "model.conv_clamp=256"])
+        "d_lr=0.001", "minutes=5", "augment_target=0.6", "betas=[0,0.9]", "debug_nan_steps=[3]",
+        "model.conv_clamp=256"])
     assert (cfg.d_lr, cfg.minutes, cfg.augment_target) == (0.001, 5.0, 0.6)
     assert cfg.betas == (0.0, 0.9) and cfg.debug_nan_steps == (3,) and cfg.model.conv_clamp == 256
     with pytest.raises(InputError, match="eval_clips must be at least 2"):

@@ -15,8 +15,8 @@ import dataclasses
 import json
 import math
 import os
-from dataclasses import dataclass, field
 import typing
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from vidgan.errors import InputError
