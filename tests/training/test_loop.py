@@ -206,6 +206,23 @@ def test_sigterm_saves_a_checkpoint_and_stops(tmp_path, make_cfg):
     assert signal.getsignal(signal.SIGTERM) == before                       # handler restored
 
 
+def test_data_that_fails_mid_run_keeps_the_steps_trained(tmp_path, make_cfg):
+    from vidgan.errors import DataError
+
+    def spoil_data(trainer):
+        if trainer.step == 3:
+            def fetch(key):
+                raise DataError("every clip is unreadable now")
+            trainer.dataset.fetch = fetch
+
+    trainer = Trainer(make_cfg(tmp_path / "run", steps=1000, ckpt_every=0, workers=0), log=quiet,
+                      hooks={"after_step": spoil_data})
+    with pytest.raises(DataError, match="every clip is unreadable now"):
+        trainer.run()
+    trainer.close()
+    assert [s for s, _ in list_checkpoints(tmp_path / "run")] == [3]
+
+
 def test_corrupt_newest_checkpoint_falls_back(tmp_path, make_cfg):
     run = tmp_path / "run"
     train(make_cfg(run, steps=2, ckpt_every=1), log=quiet)

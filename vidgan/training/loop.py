@@ -514,7 +514,15 @@ class Trainer:
         try:
             with self._signals():
                 while self.step < cfg.steps:
-                    values = self._train_step(loader)
+                    try:
+                        values = self._train_step(loader)
+                    except VidganError:
+                        # Bad data found while fetching the step's clips, before any update: keep the
+                        # steps trained so far (one process only; ranks of a group would wait on each other).
+                        if not self.dist.enabled and self.step > start_step and self._last_saved != self.step:
+                            self.log(f"vidgan train: saving a checkpoint at step {self.step} before stopping")
+                            self._save()
+                        raise
                     if values is None:
                         self._recover(rep)
                         loader.close()
