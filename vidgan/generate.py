@@ -34,9 +34,10 @@ def _cpu_generator(seed: int, stream: int = 0) -> torch.Generator:
 
 
 def _resolve_device(G, device) -> torch.device:
-    """None -> where G is; a name ("cpu", "cuda", "cuda:1", "auto") is checked (InputError if unusable)."""
+    """None -> where G is (the CPU without a G); a name ("cpu", "cuda", "cuda:1", "auto") is checked
+    (InputError if unusable)."""
     if device is None:
-        return next(G.parameters()).device
+        return torch.device("cpu") if G is None else next(G.parameters()).device
     if isinstance(device, torch.device):
         return device
     from vidgan.training.distributed import resolve_device
@@ -138,11 +139,7 @@ def generate_to_file(out: str, checkpoint: Optional[str] = None, seed: int = 0, 
         if os.path.exists(p) and not overwrite:
             raise InputError(f"{p} already exists; pass --overwrite to replace it or choose another --out.")
         check_output(p, overwrite)
-    dev = torch.device("cpu")
-    if device is not None:
-        from vidgan.training.distributed import resolve_device
-
-        dev = resolve_device(str(device))
+    dev = _resolve_device(None, device)
     G = load(checkpoint, device=dev)
     meta = getattr(G, "meta", None) or {}
     # A model may suggest its viewing length and rate (meta "frames"/"fps"); else its training length.
