@@ -151,6 +151,8 @@ _TRAIN_FLAGS = (
     ("ckpt_every", int, "checkpoint every N steps"), ("sample_every", int, "sample grid every N steps"),
     ("eval_every", int, "FVD against the data every N steps (0 = off)"),
     ("keep", int, "checkpoints kept"),
+    ("init_from", str, "a new run's generator starts from this trained one: default (the embedded model), a "
+                       "model folder or a run folder; the discriminators start fresh (see --set d_warmup=N)"),
 )
 
 

@@ -54,6 +54,11 @@ class ModelConfig:
     # 6 channels, so it sees whether a clip's content stays the same; widths as the frame D's.
     pair_d: bool = False
     pair_d_pairs: int = 2                # pairs drawn from each clip
+    # Content encoder Q (optional, InfoGAN-style): reads single frames (FIR-downsampled by 2) and predicts
+    # the clip's content style w_c; G is trained to make that possible from every frame, so a clip's
+    # content (which digits, which face) stays the same over time; widths as the frame D's.
+    content_encoder: bool = False
+    content_frames: int = 4              # frames of each clip that Q reads per step
     # Clip discriminator ((2+1)D over the whole clip, with frame differences as extra input).
     clip_channel_base: int = 256
     clip_channel_max: int = 64
@@ -125,7 +130,8 @@ class ModelConfig:
                              f"got {self.motion_interp!r}.")
         for name in ("z_dim", "w_dim", "mapping_layers", "motion_dim", "motion_code_dim", "motion_spacing",
                      "time_features", "channel_base", "channel_max", "frame_d_frames", "d_channel_base",
-                     "d_channel_max", "mbstd_group", "pair_d_pairs", "clip_channel_base", "clip_channel_max"):
+                     "d_channel_max", "mbstd_group", "pair_d_pairs", "content_frames", "clip_channel_base",
+                     "clip_channel_max"):
             if getattr(self, name) < 1:
                 raise InputError(f"model config {name} must be at least 1, got {getattr(self, name)}.")
         if self.styles_per_clip and not self.motion_to_styles:

@@ -1,8 +1,10 @@
-"""FrameDiscriminator (2D, on k frames of each clip), ClipDiscriminator ((2+1)D, on the whole clip) and
-PairDiscriminator (2D, on pairs of far-apart frames of each clip).
+"""FrameDiscriminator (2D, on k frames of each clip), ClipDiscriminator ((2+1)D, on the whole clip),
+PairDiscriminator (2D, on pairs of far-apart frames of each clip) and ContentEncoder (2D, single frames
+-> the clip's content style).
 
-All take video [N, 3, T, H, W] and return logits [N, 1]; all downsample with FIR filters through
-vidgan.ops.upfirdn2d and end with a minibatch-std layer.
+The discriminators take video [N, 3, T, H, W] and return logits [N, 1]; all downsample with FIR
+filters through vidgan.ops.upfirdn2d and end with a minibatch-std layer. The content encoder returns
+one prediction per frame it reads and has no minibatch-std layer (each frame is read on its own).
 """
 import math
 from typing import Optional
@@ -12,7 +14,8 @@ import torch.nn as nn
 
 from vidgan.errors import InputError
 from vidgan.models.config import ModelConfig
-from vidgan.nn import DownBlock2d, DownBlock3d, EqualConv2d, EqualConv3d, EqualLinear, MinibatchStd, VideoDownsample
+from vidgan.nn import (DownBlock2d, DownBlock3d, Downsample2d, EqualConv2d, EqualConv3d, EqualLinear, MinibatchStd,
+                       VideoDownsample)
 
 
 def _check_video(x: torch.Tensor, cfg: ModelConfig, who: str) -> None:
@@ -141,3 +144,45 @@ class ClipDiscriminator(nn.Module):
         n, c, t = x.shape[:3]
         h = self.fc(x.transpose(1, 2).reshape(n, t, c * 16))              # [N, T', C4]
         return self.out(h.mean(dim=1))                                    # [N, 1]
+
+
+class ContentEncoder(nn.Module):
+    """Q: single frames -> the content style w_c of their clip (InfoGAN-style latent regression).
+
+    [N, 3, T, H, W] -> [N, k, w_dim]: `cfg.content_frames` frames of each clip (distinct, drawn with the
+    global CPU RNG unless `frame_index` [N, k] is given), each FIR-downsampled by 2 and read alone by a
+    2D residual network (the frame D's widths). Training asks Q to predict the clip's w_c from every one
+    of them and G to make that possible, so a clip whose content changes over time costs G a loss that
+    neither a frame nor a motion discriminator charges. Reading at half resolution keeps Q on the
+    shapes, not on pixel-level detail.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        r = cfg.resolution // 2
+        clamp = cfg.conv_clamp
+        self.down = Downsample2d()
+        self.from_rgb = EqualConv2d(3, cfg.d_width(r), 1, act="lrelu", clamp=clamp)
+        self.blocks = nn.ModuleList([DownBlock2d(cfg.d_width(2 ** k), cfg.d_width(2 ** (k - 1)), clamp=clamp)
+                                     for k in range(int(math.log2(r)), 2, -1)])
+        c4 = cfg.d_width(4)
+        self.fc = EqualLinear(c4 * 16, c4, act="lrelu")
+        self.out = EqualLinear(c4, cfg.w_dim)
+
+    def sample_frames(self, n: int, t: int) -> torch.Tensor:
+        """[N, k] frame indices, distinct within each clip, from the global CPU RNG."""
+        k = min(self.cfg.content_frames, t)
+        return torch.rand(n, t).argsort(dim=1)[:, :k]
+
+    def forward(self, video: torch.Tensor, frame_index: Optional[torch.Tensor] = None) -> torch.Tensor:
+        _check_video(video, self.cfg, "ContentEncoder")
+        n, _, t = video.shape[:3]
+        idx = self.sample_frames(n, t) if frame_index is None else frame_index.long().cpu().reshape(n, -1)
+        k = idx.shape[1]
+        flat = (torch.arange(n)[:, None] * t + idx).reshape(-1).to(video.device)       # into [N*T]
+        frames = video.transpose(1, 2).reshape(n * t, 3, *video.shape[3:]).index_select(0, flat)
+        x = self.from_rgb(self.down(frames))                               # [N*k, C, H/2, W/2]
+        for block in self.blocks:
+            x = block(x)
+        return self.out(self.fc(x.flatten(1))).reshape(n, k, -1)           # [N, k, w_dim]

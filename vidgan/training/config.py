@@ -61,11 +61,19 @@ class TrainConfig:
     pair_mismatch: float = 1.0           # weight of the pair D's term on mismatched real clips: the first half
                                          # of one clip, the second half of another, to be called fake, so it
                                          # must learn whether both frames show the same content (0 = off)
+    content_weight: float = 1.0          # weight of the content encoder's term for G and Q (with
+                                         # model.content_encoder): Q predicts each clip's content style from
+                                         # single frames of it, and G is trained to make that possible
     r1_gamma: float = 0.1                # R1 weight on real data (0 = off; ignored by wgan-gp)
     r1_every: int = 16                   # lazy R1: every k steps, scaled by k
     gp_weight: float = 10.0              # WGAN-GP gradient-penalty weight
     ema_kimg: float = 10.0               # EMA half-life of the generator, in thousands of clips
     ema_rampup: Optional[float] = 0.05   # half-life at most this fraction of the clips seen (None = off)
+    init_from: Optional[str] = None      # a new run's G (and its EMA) start from this generator: "default"
+                                         # (the embedded model), a model folder or a run folder; the
+                                         # discriminators start fresh. Ignored when the run resumes.
+    d_warmup: int = 0                    # the first N steps train the discriminators only (G stays as it is),
+                                         # so fresh discriminators catch up with a generator from init_from
     time_offset: int = 0                 # fakes render frame times s..s+frames-1, s drawn per step from
                                          # 0..time_offset (0 = always from 0); > 0 also trains the frame
                                          # times that renders longer than a training clip use
@@ -146,17 +154,35 @@ class TrainConfig:
     def from_sources(cls, run_dir: str, config_file: Optional[str] = None,
                      overrides: Optional[Dict[str, Any]] = None,
                      assignments: Optional[Sequence[str]] = None) -> "TrainConfig":
-        """Defaults < RUN_DIR/train_config.json < config_file < overrides (flags) < assignments (KEY=VALUE)."""
-        merged = cls().to_dict()
+        """Defaults < RUN_DIR/train_config.json < config_file < overrides (flags) < assignments (KEY=VALUE).
+
+        A new run (no train_config.json yet) with init_from takes the model settings of that generator
+        in place of the defaults, so `--init-from default` fine-tunes the embedded model as it was built.
+        """
         saved = os.path.join(run_dir, RUN_CONFIG_NAME)
-        if os.path.isfile(saved):
-            _merge(merged, _read_json(saved), saved)
+        layers = [(_read_json(saved), saved)] if os.path.isfile(saved) else []
         if config_file is not None:
-            _merge(merged, _read_json(config_file), config_file)
+            layers.append((_read_json(config_file), config_file))
         if overrides:
-            _merge(merged, dict(overrides), "the command-line flags")
+            layers.append((dict(overrides), "the command-line flags"))
         if assignments:
-            _merge(merged, _parse_assignments(assignments), "--set")
+            layers.append((_parse_assignments(assignments), "--set"))
+
+        def merge(model=None):
+            out = cls().to_dict()
+            if model is not None:
+                out["model"].update(model)
+            for layer, source in layers:
+                _merge(out, layer, source)
+            return out
+
+        merged = merge()
+        init = merged.get("init_from")
+        if isinstance(init, str) and init and init != "default":
+            init = merged["init_from"] = os.path.abspath(os.path.expanduser(init))
+        if isinstance(init, str) and init and not os.path.isfile(saved):
+            merged = merge(_generator_model(init))
+            merged["init_from"] = init
         merged["run_dir"] = os.fspath(run_dir)
         if isinstance(merged.get("data"), str) and merged["data"]:
             # saved as absolute, so a resume from another folder reads the same data
@@ -196,7 +222,8 @@ class TrainConfig:
             lo = 0 if name == "steps" else 1
             if int(getattr(self, name)) < lo:
                 raise InputError(f"{name} must be at least {lo}, got {getattr(self, name)}.")
-        for name in ("workers", "log_every", "ckpt_every", "sample_every", "eval_every", "eval_clips", "time_offset"):
+        for name in ("workers", "log_every", "ckpt_every", "sample_every", "eval_every", "eval_clips", "time_offset",
+                     "d_warmup"):
             if getattr(self, name) is not None and int(getattr(self, name)) < 0:
                 raise InputError(f"{name} must not be negative, got {getattr(self, name)}.")
         for name in ("lr", "ema_kimg", "sample_fps", "augment_speed_kimg"):
@@ -219,7 +246,8 @@ class TrainConfig:
             raise InputError(f"eval_clips must be at least 2 for FVD's covariance, got {self.eval_clips}.")
         if self.minutes is not None and not self.minutes > 0:
             raise InputError(f"minutes must be positive (or null for no limit), got {self.minutes}.")
-        for name in ("r1_gamma", "gp_weight", "frame_weight", "clip_weight", "pair_weight", "pair_mismatch"):
+        for name in ("r1_gamma", "gp_weight", "frame_weight", "clip_weight", "pair_weight", "pair_mismatch",
+                     "content_weight"):
             if float(getattr(self, name)) < 0:
                 raise InputError(f"{name} must not be negative, got {getattr(self, name)}.")
         if self.frame_weight == 0 and self.clip_weight == 0 and not (self.model.pair_d and self.pair_weight > 0):
@@ -260,6 +288,17 @@ def _check_run_dir(run_dir: str) -> None:
 
 
 # ---------------------------------------------------------------------- merging helpers
+def _generator_model(source: str) -> Dict[str, Any]:
+    """The model config (a dict) of the generator that init_from names."""
+    from vidgan.checkpoint import load
+    from vidgan.errors import CheckpointError
+
+    try:
+        return load(None if source == "default" else source).cfg.to_dict()
+    except CheckpointError as exc:
+        raise InputError(f"init_from: {exc}") from None
+
+
 def _read_json(path: str) -> Dict[str, Any]:
     try:
         with open(path) as fh:

@@ -7,8 +7,12 @@ One step, on every rank, with a per-rank micro-batch of batch / (world_size * ac
                       weight * (d_loss + WGAN-GP | lazy R1 every k steps),
                the pair D also calling mismatched real clips fake (pair_mismatch);
                gradients averaged over ranks, one Adam step for Df, Dc (and Dp).
-    G update:  accum rounds of  fake = G(z, motion), augmented, loss = sum of weight * g_loss(D(fake));
-               gradients averaged over ranks, one Adam step; then the EMA of G.
+    G update:  accum rounds of  fake = G(z, motion), augmented, loss = sum of weight * g_loss(D(fake))
+               (+ content_weight * the content encoder's error, with model.content_encoder);
+               gradients averaged over ranks, one Adam step for G (and Q); then the EMA of G.
+               Skipped in the first d_warmup steps.
+
+A new run may start G from a trained generator (init_from); the discriminators then start fresh.
 
 Every step re-seeds torch/numpy/python from (seed, rank, step) and the data stream is a pure
 function of its position, so a resumed run repeats an uninterrupted one bit for bit. A NaN or
@@ -29,7 +33,7 @@ import numpy as np
 import torch
 
 from vidgan.errors import CheckpointError, InputError, VidganError
-from vidgan.models import ClipDiscriminator, FrameDiscriminator, PairDiscriminator, TemporalGenerator
+from vidgan.models import ClipDiscriminator, ContentEncoder, FrameDiscriminator, PairDiscriminator, TemporalGenerator
 from vidgan.training import distributed as D
 from vidgan.training.augment import VideoAugment, adjust_p
 from vidgan.training.config import RUN_CONFIG_NAME, TrainConfig
@@ -126,10 +130,13 @@ class Trainer:
         self.Dc = ClipDiscriminator(mc).to(dev).train()
         # Dp is built last, so G, Df and Dc start from the same weights with or without it.
         self.Dp = PairDiscriminator(mc).to(dev).train() if mc.pair_d else None
+        self.Q = ContentEncoder(mc).to(dev).train() if mc.content_encoder else None
         # The trained modules, by their checkpoint names.
         self.modules = {"G": self.G, "Df": self.Df, "Dc": self.Dc}
         if self.Dp is not None:
             self.modules["Dp"] = self.Dp
+        if self.Q is not None:
+            self.modules["Q"] = self.Q
         if cfg.channels_last and dev.type == "cuda":
             for m in self.modules.values():
                 _to_channels_last(m)
@@ -149,15 +156,23 @@ class Trainer:
         if self.Dp is not None:      # a group of its own, so a run that adds Dp keeps Df's and Dc's Adam moments
             groups.append({"params": [p for n, m, _ in self.discs if n == "p" for p in m.parameters()]})
         self.opt_D = torch.optim.Adam(groups, lr=d_lr * ratio, betas=tuple(b ** ratio for b in cfg.betas), eps=1e-8)
-        self.base_lr = {"G": cfg.lr, "D": d_lr * ratio}
+        # Q learns with G's settings, in an optimiser of its own (so it can be added to a trained run).
+        self.opt_Q = torch.optim.Adam(self.Q.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), eps=1e-8) \
+            if self.Q is not None else None
+        self.base_lr = {"G": cfg.lr, "D": d_lr * ratio, "Q": cfg.lr}
         self.d_params = [p for _, m, _ in self.discs for p in m.parameters()]
         n = cfg.sample_num
         gen = torch.Generator().manual_seed(cfg.seed + 12345)   # fixed sample seeds, independent of training
         self.sample_z = self.G.sample_content(n, generator=gen, device="cpu")
         self.sample_m = self.G.sample_motion(n, generator=gen, device="cpu")
 
+    def _optimizers(self):
+        """(optimiser, base-lr key, state name) of everything that trains."""
+        out = [(self.opt_G, "G", "opt_G"), (self.opt_D, "D", "opt_D")]
+        return out + ([(self.opt_Q, "Q", "opt_Q")] if self.opt_Q is not None else [])
+
     def _set_lr(self) -> None:
-        for opt, key in ((self.opt_G, "G"), (self.opt_D, "D")):
+        for opt, key, _ in self._optimizers():
             for g in opt.param_groups:
                 g["lr"] = self.base_lr[key] * self.lr_scale
 
@@ -178,6 +193,8 @@ class Trainer:
             try:
                 self.opt_G.load_state_dict(st["opt_G"])
                 self.opt_D.load_state_dict(self._opt_D_state(st["opt_D"]))
+                if self.opt_Q is not None and "Q" not in st.get("fresh_modules", []):
+                    self.opt_Q.load_state_dict(st["opt_Q"])
             except (KeyError, RuntimeError, ValueError) as exc:
                 raise CheckpointError(f"checkpoint file {path / 'state.pt'} does not match this run's optimisers "
                                       f"({type(exc).__name__}: {str(exc).splitlines()[0]}); resume with the "
@@ -185,6 +202,8 @@ class Trainer:
             if "Dp" in st.get("fresh_modules", []):       # a pair discriminator added to a trained run
                 self.Dp.init_from(self.Df)
                 self._warn("note: Dp starts as a copy of Df that looks at the earlier frame of each pair.")
+            if "Q" in st.get("fresh_modules", []):
+                self._warn("note: the content encoder Q starts from fresh weights.")
             self.step = int(st["step"])
             self.lr_scale = float(st.get("lr_scale", 1.0))
             self.nan_events = int(st.get("nan_events", 0))
@@ -198,10 +217,39 @@ class Trainer:
             self._set_lr()
             if self.main:
                 truncate_stats(self.run_dir, self.step)
+        elif cfg.init_from is not None:
+            self._init_generator(cfg.init_from)
         if self.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             cfg.to_json(str(self.run_dir / RUN_CONFIG_NAME))
         D.barrier(self.dist)
+
+    def _init_generator(self, source: str) -> None:
+        """G and G_ema of a new run start from the generator in `source` ("default": the embedded model)."""
+        from vidgan.checkpoint import load
+        from vidgan.errors import CheckpointError as _CkptError
+
+        try:
+            src = load(None if source == "default" else source)
+        except _CkptError as exc:
+            raise InputError(f"init_from: {exc}") from None
+        mc = self.cfg.model
+        shaped = [k for k in ("resolution", "z_dim", "w_dim", "mapping_layers", "motion", "motion_dim",
+                              "motion_code_dim", "time_features", "motion_to_styles", "channel_base", "channel_max")
+                  if getattr(src.cfg, k) != getattr(mc, k)]
+        if shaped:
+            raise InputError(f"init_from: the generator in {source} was built with other model settings ("
+                             + ", ".join(f"model.{k} {getattr(src.cfg, k)!r} there, {getattr(mc, k)!r} here"
+                                         for k in shaped)
+                             + "); use the same model settings as that generator.")
+        with torch.no_grad():
+            self.G.load_state_dict(src.state_dict())
+            self.G_ema.load_state_dict(src.state_dict())
+        steps = (src.meta.get("training") or {}).get("steps") if isinstance(src.meta, dict) else None
+        self._warn(f"note: G starts from the generator in {source}" + (f" ({steps} steps)" if steps else "")
+                   + "; the discriminators start fresh"
+                   + (f" and train alone for the first {self.cfg.d_warmup} step{'s' * (self.cfg.d_warmup != 1)}."
+                      if self.cfg.d_warmup else "."))
 
     def _opt_D_state(self, saved: Dict[str, Any]) -> Dict[str, Any]:
         """A saved D optimiser state, given the pair discriminator's (fresh) group when it predates it."""
@@ -217,16 +265,15 @@ class Trainer:
     def _snapshot(self) -> Dict[str, Any]:
         """The last good state (restored on NaN/Inf)."""
         snap = {name: _cpu_clone(m.state_dict()) for name, m in self.modules.items()}
-        snap.update({"step": self.step, "G_ema": _cpu_clone(self.G_ema.state_dict()),
-                     "opt_G": _cpu_clone(self.opt_G.state_dict()), "opt_D": _cpu_clone(self.opt_D.state_dict()),
-                     "augment_p": self.augment.p})
+        snap.update({name: _cpu_clone(opt.state_dict()) for opt, _, name in self._optimizers()})
+        snap.update({"step": self.step, "G_ema": _cpu_clone(self.G_ema.state_dict()), "augment_p": self.augment.p})
         return snap
 
     def _restore(self, snap: Dict[str, Any]) -> None:
         for name, m in list(self.modules.items()) + [("G_ema", self.G_ema)]:
             m.load_state_dict(snap[name])
-        self.opt_G.load_state_dict(snap["opt_G"])
-        self.opt_D.load_state_dict(snap["opt_D"])
+        for opt, _, name in self._optimizers():
+            opt.load_state_dict(snap[name])
         self.augment.p = snap["augment_p"]
         self.step = snap["step"]
 
@@ -240,6 +287,8 @@ class Trainer:
                      "data_position": self.step * cfg.accum * self.micro, "world_size": self.dist.world_size,
                      "lr_scale": self.lr_scale, "augment_p": self.augment.p, "nan_events": self.nan_events,
                      "debug_nan_fired": list(self._fired)}
+            if self.opt_Q is not None:
+                state["opt_Q"] = self.opt_Q.state_dict()
             meta = {"training": {"steps": self.step, "kimg": self.step * cfg.batch / 1000.0, "data": cfg.data,
                                  "batch": cfg.batch, "loss": cfg.loss, "seed": cfg.seed}}
             path = save_checkpoint(self.run_dir, self.step, self.G_ema, self.modules, state, cfg.to_dict(),
@@ -261,14 +310,29 @@ class Trainer:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _fake(self, n: int) -> torch.Tensor:
+    def _fake(self, n: int, with_z: bool = False):
+        """Fake clips [n, 3, T, H, W] (and their content codes z [n, Z] when with_z)."""
         z = self.G.sample_content(n, device=self.device)           # [n, Z]
         start = self._clip_start()
         frames = self.G.cfg.frames
         m = self.G.sample_motion(n, frames + start, device=self.device)   # [n, K, E] covering start..end
         with self._autocast():
             codes = self.G.motion_trajectory(m, frames, start=start)       # [n, T, M]
-            return self.G.synthesize(z, codes).float()                     # [n, 3, T, H, W]
+            video = self.G.synthesize(z, codes).float()                    # [n, 3, T, H, W]
+        return (z, video) if with_z else video
+
+    def _content_loss(self, z: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
+        """Mean squared error of Q's per-frame predictions of the clips' content styles.
+
+        The target is w_c = mapping(z) relative to w_avg, scaled to unit mean square over the batch, with
+        no gradient: G lowers the error through its frames only, Q through its weights.
+        """
+        with torch.no_grad():
+            w = self.G.mapping(z).float() - self.G.w_avg
+            target = w / w.square().mean().sqrt().clamp_min(1e-8)       # [n, W]
+        with self._autocast():
+            pred = self.Q(video).float()                                # [n, k, W]
+        return (pred - target[:, None]).square().mean()
 
     def _clip_start(self) -> int:
         """First frame time of this step's fake clips: 0, or uniform in 0..cfg.time_offset (global RNG)."""
@@ -355,14 +419,24 @@ class Trainer:
         for _, m, _ in self.discs:
             D.sync_buffers(m, self.dist)
 
-        # ---- generator
+        # ---- generator (and content encoder)
         for _, m, _ in self.discs:
             m.requires_grad_(False)
-        self.G.requires_grad_(True)
+        if self.step < cfg.d_warmup:                                    # the discriminators catch up first
+            logs["loss_D"] = d_total
+            keys = sorted(logs)
+            vals = D.all_reduce_mean(torch.stack([logs[k].reshape(()) for k in keys]), self.dist).tolist()
+            return dict(zip(keys, vals))
+        trained = [self.G] + ([self.Q] if self.Q is not None else [])
+        for m in trained:
+            m.requires_grad_(True)
         self.opt_G.zero_grad(set_to_none=True)
+        if self.opt_Q is not None:
+            self.opt_Q.zero_grad(set_to_none=True)
         g_total = 0
         for _ in range(accum):
-            fake_a = self.augment(self._fake(self.micro))
+            z, fake = self._fake(self.micro, with_z=True)
+            fake_a = self.augment(fake)
             loss = 0
             for name, disc, w in self.discs:
                 with self._autocast():
@@ -370,14 +444,21 @@ class Trainer:
                 term = g_loss(cfg.loss, lf_)
                 acc(f"loss_G{name}", term)
                 loss = loss + w * term
+            if self.Q is not None and cfg.content_weight > 0:
+                term = self._content_loss(z, fake)
+                acc("loss_Q", term)
+                loss = loss + cfg.content_weight * term
             (loss / accum).backward()
             g_total = g_total + loss.detach() / accum
         if not self._finite(g_total):
             return None
-        D.all_reduce_grads(self.G.parameters(), self.dist)
+        D.all_reduce_grads([p for m in trained for p in m.parameters()], self.dist)
         self.opt_G.step()
+        if self.opt_Q is not None:
+            self.opt_Q.step()
         D.sync_buffers(self.G, self.dist)                               # w_avg: mean over ranks
-        self.G.requires_grad_(False)
+        for m in trained:
+            m.requires_grad_(False)
         beta = ema_beta(cfg.batch, cfg.ema_kimg, self.step * cfg.batch, cfg.ema_rampup)
         update_ema(self.G_ema, self.G, beta)
 
@@ -500,6 +581,7 @@ class Trainer:
             rep.write(f"model {cfg.model.resolution}x{cfg.model.resolution}x{cfg.model.frames} "
                       f"({cfg.model.motion} motion), parameters G {n_par['G']:,} Df {n_par['Df']:,} "
                       f"Dc {n_par['Dc']:,}" + (f" Dp {n_par['Dp']:,}" if "Dp" in n_par else "")
+                      + (f" Q {n_par['Q']:,}" if "Q" in n_par else "")
                       + f"; batch {cfg.batch} = {self.dist.world_size} rank(s) x {cfg.accum} x {self.micro} "
                       f"on {self.device}; "
                       + (f"resumed from {self.resumed_from}" if self.resumed_from else "new run")

@@ -5,7 +5,7 @@ Layout of one checkpoint (RUN_DIR/checkpoints/step-XXXXXXXX/):
     config.json            model config + meta (vidgan.checkpoint.save_model)   } a loadable model:
     generator.safetensors  the EMA generator (vidgan.checkpoint.save_model)     } vidgan.load(RUN_DIR)
     G.safetensors, Df.safetensors, Dc.safetensors   the trained modules (vidgan.checkpoint.save_modules;
-    Dp.safetensors                                  Dp with model.pair_d)
+    Dp.safetensors, Q.safetensors                   Dp with model.pair_d, Q with model.content_encoder)
     state.pt               optimiser states, step, RNG states of every rank, data position, learning-rate
                            scale, augmentation p (tensors/numbers/lists/dicts only: torch.load(weights_only=True))
     train.json             the TrainConfig of the run
@@ -159,10 +159,12 @@ def _with_defaults(model: Any) -> Any:
 
 # Model config fields that shape no parameter: a run may continue with a new value (a later phase of
 # training on longer clips, or with per-clip styles, say). Every other field must match the checkpoint's.
-CHANGEABLE_ON_RESUME = ("frames", "pair_d_pairs", "styles_per_clip")
+CHANGEABLE_ON_RESUME = ("frames", "pair_d_pairs", "styles_per_clip", "content_frames")
 # Model config switches that add a module: a run may switch one on, and that module starts from fresh
-# weights (a pair discriminator added to a trained run, say); switching one off is refused.
-ADDABLE_ON_RESUME = {"pair_d": "Dp"}
+# weights (a pair discriminator or a content encoder added to a trained run, say); switching one off is refused.
+ADDABLE_ON_RESUME = {"pair_d": "Dp", "content_encoder": "Q"}
+# The CHANGEABLE_ON_RESUME settings of each addable module (nothing to report when the module is new).
+_MODULE_SETTINGS = {"pair_d": ("pair_d_pairs",), "content_encoder": ("content_frames",)}
 
 
 def find_resumable(run_dir, model_cfg: Dict[str, Any], G_ema: torch.nn.Module, modules: Dict[str, torch.nn.Module],
@@ -205,8 +207,8 @@ def find_resumable(run_dir, model_cfg: Dict[str, Any], G_ema: torch.nn.Module, m
             log(f"warning: {exc} Falling back to the previous checkpoint.")
             continue
         for k in changed:
-            if any(k.startswith(a + "_") for a in added):    # a setting of the module just added: nothing changed
-                continue
+            if any(k.split(".", 1)[1] in _MODULE_SETTINGS[a.split(".", 1)[1]] for a in added):
+                continue                                      # a setting of the module just added: nothing changed
             log(f"note: {path.name} was trained with {k}={_get(saved, k)!r}; continuing with "
                 f"{_get({'model': model_cfg}, k)!r}.")
         for k in added:

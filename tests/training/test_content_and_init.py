@@ -1,0 +1,159 @@
+"""The content encoder (model.content_encoder), starting a run from a trained generator (init_from) and
+discriminator-only warm-up steps (d_warmup), on the tiny CPU model."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from vidgan.checkpoint import save_model
+from vidgan.errors import CheckpointError, InputError
+from vidgan.models import TemporalGenerator
+from vidgan.training import train
+from vidgan.training.loop import Trainer
+
+quiet = lambda msg: None  # noqa: E731
+Q_ON = ["model.content_encoder=true", "model.content_frames=2"]
+
+
+def _state(ckpt):
+    return torch.load(str(ckpt / "state.pt"), weights_only=True)
+
+
+def _stats(run):
+    return [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+
+
+def test_content_encoder_trains_saves_and_resumes_bit_exactly(tmp_path, make_cfg):
+    a, b = tmp_path / "a", tmp_path / "b"
+    train(make_cfg(a, sets=Q_ON, steps=4, time_offset=4), log=quiet)
+    train(make_cfg(b, sets=Q_ON, steps=2, time_offset=4), log=quiet)
+    train(make_cfg(b, sets=Q_ON, steps=4, time_offset=4), log=quiet)
+    ca, cb = a / "checkpoints" / "step-00000004", b / "checkpoints" / "step-00000004"
+    for name in ("Q", "G", "generator"):
+        fa, fb = (load_file(str(c / f"{name}.safetensors")) for c in (ca, cb))
+        assert fa.keys() == fb.keys() and all(torch.equal(fa[k], fb[k]) for k in fa), name
+    qa, qb = _state(ca)["opt_Q"], _state(cb)["opt_Q"]
+    assert all(torch.equal(qa["state"][i]["exp_avg"], qb["state"][i]["exp_avg"]) for i in qa["state"])
+    stats = _stats(a)
+    assert all(s["loss_Q"] > 0 for s in stats)
+    # loss_G holds the content term: G's adversarial terms plus content_weight (1) times loss_Q.
+    assert all(abs(s["loss_G"] - (s["loss_Gf"] + s["loss_Gc"] + s["loss_Q"])) < 1e-4 for s in stats)
+
+
+def test_content_loss_targets_the_clips_content_styles(tmp_path, make_cfg):
+    trainer = Trainer(make_cfg(tmp_path / "run", sets=Q_ON), log=quiet)
+    G, Q = trainer.G, trainer.Q
+    z, video = trainer._fake(3, with_z=True)
+    w = G.mapping(z).detach() - G.w_avg
+    target = w / w.square().mean().sqrt()
+    idx = torch.tensor([[0, 3], [1, 2], [2, 0]])
+    torch.manual_seed(5)
+    got = trainer._content_loss(z, video)
+    torch.manual_seed(5)
+    assert torch.allclose(got, (Q(video) - target[:, None]).square().mean())
+    # An encoder that reads each frame alone: frame i of a clip gives what a clip of that one frame gives.
+    pred = Q(video, frame_index=idx)
+    assert pred.shape == (3, 2, G.cfg.w_dim)
+    alone = Q(video[1:2, :, 2:3].expand(1, 3, 4, 32, 32).contiguous(), frame_index=torch.tensor([[0]]))
+    assert torch.allclose(pred[1, 1], alone[0, 0], atol=1e-5)
+    # G lowers the error through its frames; the target carries no gradient into the mapping network.
+    trainer._content_loss(z.detach(), video.detach()).backward()
+    assert all(p.grad is None for p in G.mapping.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in Q.parameters())
+    trainer.close()
+
+
+def test_content_weight_zero_leaves_the_encoder_untouched(tmp_path, make_cfg):
+    for weight, changes in ((0.0, False), (1.0, True)):
+        trainer = Trainer(make_cfg(tmp_path / f"w{weight}", sets=Q_ON, steps=2, content_weight=weight), log=quiet)
+        before = {k: v.clone() for k, v in trainer.Q.state_dict().items()}
+        trainer.run()
+        trainer.close()
+        after = trainer.Q.state_dict()
+        assert any(not torch.equal(after[k], before[k]) for k in before) == changes
+        assert ("loss_Q" in _stats(tmp_path / f"w{weight}")[-1]) == changes
+
+
+def test_a_content_encoder_added_to_a_run_starts_fresh(tmp_path, make_cfg):
+    run = tmp_path / "run"
+    train(make_cfg(run, steps=2), log=quiet)
+    messages = []
+    trainer = Trainer(make_cfg(run, sets=Q_ON, steps=3), log=messages.append)
+    assert messages[:2] == ["note: step-00000002 was trained with model.content_encoder=False; Q is new.",
+                            "note: the content encoder Q starts from fresh weights."]
+    assert trainer.step == 2 and not trainer.opt_Q.state_dict()["state"]
+    trainer.run()
+    trainer.close()
+    assert (run / "checkpoints" / "step-00000003" / "Q.safetensors").is_file()
+    # Switching it off again is refused (Q's weights would be dropped).
+    with pytest.raises(CheckpointError, match=r"model\.content_encoder \(checkpoint True, now False\)"):
+        Trainer(make_cfg(run, sets=["model.content_encoder=false"], steps=4), log=quiet)
+
+
+def _source_generator(tmp_path, make_cfg, **model):
+    cfg = make_cfg(tmp_path / "unused").model
+    for k, v in model.items():
+        setattr(cfg, k, v)
+    torch.manual_seed(7)
+    G = TemporalGenerator(cfg)
+    with torch.no_grad():
+        G.w_avg.normal_()
+    save_model(tmp_path / "source", G, meta={"training": {"steps": 123}})
+    return G
+
+
+def test_init_from_starts_g_from_the_generator_and_d_warmup_holds_it(tmp_path, make_cfg):
+    src = _source_generator(tmp_path, make_cfg)
+    messages = []
+    trainer = Trainer(make_cfg(tmp_path / "run", steps=2, init_from=str(tmp_path / "source"), d_warmup=2),
+                      log=messages.append)
+    assert f"note: G starts from the generator in {tmp_path / 'source'} (123 steps); the discriminators start " \
+           "fresh and train alone for the first 2 steps." in messages
+    for model in (trainer.G, trainer.G_ema):
+        assert all(torch.equal(v, src.state_dict()[k]) for k, v in model.state_dict().items())
+    df = {k: v.clone() for k, v in trainer.Df.state_dict().items()}
+    trainer.run()
+    trainer.close()
+    # Two warm-up steps: the discriminators moved, G's weights and its EMA did not (G's w_avg buffer, an
+    # average of its unchanged mapping's outputs, goes on tracking them).
+    assert all(torch.equal(v, src.state_dict()[k]) for k, v in trainer.G_ema.state_dict().items())
+    assert all(torch.equal(v, src.state_dict()[k]) for k, v in trainer.G.named_parameters())
+    assert any(not torch.equal(v, df[k]) for k, v in trainer.Df.state_dict().items())
+    assert all("loss_G" not in s and s["loss_D"] > 0 for s in _stats(tmp_path / "run"))
+    # Resumed past the warm-up, G trains; init_from is not applied again.
+    resumed = Trainer(make_cfg(tmp_path / "run", steps=3), log=messages.append)
+    g2 = {k: v.clone() for k, v in resumed.G.state_dict().items()}
+    assert resumed.cfg.init_from == str(tmp_path / "source") and resumed.step == 2
+    resumed.run()
+    resumed.close()
+    assert any(not torch.equal(v, g2[k]) for k, v in resumed.G.state_dict().items())
+    assert "loss_G" in _stats(tmp_path / "run")[-1]
+
+
+def test_init_from_refuses_a_missing_or_mismatched_generator(tmp_path, make_cfg):
+    with pytest.raises(InputError, match=r"^init_from: .*nowhere does not exist"):
+        make_cfg(tmp_path / "a", init_from=str(tmp_path / "nowhere"))
+    _source_generator(tmp_path, make_cfg, w_dim=32)
+    with pytest.raises(InputError, match=r"model\.w_dim 32 there, 16 here\); use the same model settings"):
+        Trainer(make_cfg(tmp_path / "b", init_from=str(tmp_path / "source")), log=quiet)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()     # nothing written
+
+
+@pytest.mark.parametrize("key,value", [("content_weight", -1), ("d_warmup", -1), ("model.content_frames", 0)])
+def test_bad_values_are_refused(tmp_path, make_cfg, key, value):
+    with pytest.raises(InputError, match=key.split(".")[-1]):
+        make_cfg(tmp_path / "run", sets=[f"{key}={value}"])
+
+
+def test_a_new_run_from_init_from_takes_that_generators_model_settings(tmp_path, make_cfg, mm_pack):
+    from vidgan.training import TrainConfig
+
+    _source_generator(tmp_path, make_cfg, w_dim=32)
+    flags = {"data": mm_pack, "init_from": str(tmp_path / "source")}
+    cfg = TrainConfig.from_sources(str(tmp_path / "run"), overrides=flags, assignments=["model.frames=6"])
+    assert cfg.model.w_dim == 32 and cfg.model.channel_max == 16 and cfg.model.frames == 6   # source, then --set
+    assert cfg.init_from == str(tmp_path / "source")
+    # The run keeps them in its train_config.json; a resume reads them from there.
+    cfg.to_json(str(tmp_path / "run.json"))
+    assert json.loads((tmp_path / "run.json").read_text())["model"]["w_dim"] == 32
