@@ -13,7 +13,7 @@ from vidgan.training import train
 from vidgan.training.loop import Trainer
 
 quiet = lambda msg: None  # noqa: E731
-Q_ON = ["model.content_encoder=true", "model.content_frames=2"]
+E_ON = ["model.content_encoder=true", "model.content_frames=2"]
 
 
 def _state(ckpt):
@@ -26,67 +26,80 @@ def _stats(run):
 
 def test_content_encoder_trains_saves_and_resumes_bit_exactly(tmp_path, make_cfg):
     a, b = tmp_path / "a", tmp_path / "b"
-    train(make_cfg(a, sets=Q_ON, steps=4, time_offset=4), log=quiet)
-    train(make_cfg(b, sets=Q_ON, steps=2, time_offset=4), log=quiet)
-    train(make_cfg(b, sets=Q_ON, steps=4, time_offset=4), log=quiet)
+    train(make_cfg(a, sets=E_ON, steps=4, time_offset=4), log=quiet)
+    train(make_cfg(b, sets=E_ON, steps=2, time_offset=4), log=quiet)
+    train(make_cfg(b, sets=E_ON, steps=4, time_offset=4), log=quiet)
     ca, cb = a / "checkpoints" / "step-00000004", b / "checkpoints" / "step-00000004"
-    for name in ("Q", "G", "generator"):
+    for name in ("E", "G", "generator"):
         fa, fb = (load_file(str(c / f"{name}.safetensors")) for c in (ca, cb))
         assert fa.keys() == fb.keys() and all(torch.equal(fa[k], fb[k]) for k in fa), name
-    qa, qb = _state(ca)["opt_Q"], _state(cb)["opt_Q"]
-    assert all(torch.equal(qa["state"][i]["exp_avg"], qb["state"][i]["exp_avg"]) for i in qa["state"])
+    ea, eb = _state(ca)["opt_E"], _state(cb)["opt_E"]
+    assert ea["state"] and all(torch.equal(ea["state"][i]["exp_avg"], eb["state"][i]["exp_avg"]) for i in ea["state"])
     stats = _stats(a)
-    assert all(s["loss_Q"] > 0 for s in stats)
-    # loss_G holds the content term: G's adversarial terms plus content_weight (1) times loss_Q.
-    assert all(abs(s["loss_G"] - (s["loss_Gf"] + s["loss_Gc"] + s["loss_Q"])) < 1e-4 for s in stats)
+    assert all(s["loss_E"] > 0 and 0 <= s["loss_Gcontent"] <= 2 for s in stats)
+    # loss_G holds the content term (content_weight 1); loss_D does not hold E's loss.
+    assert all(abs(s["loss_G"] - (s["loss_Gf"] + s["loss_Gc"] + s["loss_Gcontent"])) < 1e-4 for s in stats)
+    plain = [s for s in stats if "r1_f" not in s]                                 # steps without R1
+    assert plain and all(abs(s["loss_D"] - s["loss_Df"] - s["loss_Dc"]) < 1e-4 for s in plain)
 
 
-def test_content_loss_targets_the_clips_content_styles(tmp_path, make_cfg):
-    trainer = Trainer(make_cfg(tmp_path / "run", sets=Q_ON), log=quiet)
-    G, Q = trainer.G, trainer.Q
-    z, video = trainer._fake(3, with_z=True)
-    w = G.mapping(z).detach() - G.w_avg
-    target = w / w.square().mean().sqrt()
-    idx = torch.tensor([[0, 3], [1, 2], [2, 0]])
+def test_the_encoder_loss_and_the_content_term(tmp_path, make_cfg):
+    trainer = Trainer(make_cfg(tmp_path / "run", sets=E_ON), log=quiet)
+    E = trainer.E
+    video = torch.randn(3, 3, 4, 32, 32)
+    # G's term: 1 - the mean cosine similarity over the pairs of read frames of each clip.
     torch.manual_seed(5)
-    got = trainer._content_loss(z, video)
+    got = trainer._content_loss(video)
     torch.manual_seed(5)
-    assert torch.allclose(got, (Q(video) - target[:, None]).square().mean())
-    # An encoder that reads each frame alone: frame i of a clip gives what a clip of that one frame gives.
-    pred = Q(video, frame_index=idx)
-    assert pred.shape == (3, 2, G.cfg.w_dim)
-    alone = Q(video[1:2, :, 2:3].expand(1, 3, 4, 32, 32).contiguous(), frame_index=torch.tensor([[0]]))
-    assert torch.allclose(pred[1, 1], alone[0, 0], atol=1e-5)
-    # G lowers the error through its frames; the target carries no gradient into the mapping network.
-    trainer._content_loss(z.detach(), video.detach()).backward()
-    assert all(p.grad is None for p in G.mapping.parameters())
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in Q.parameters())
+    e = torch.nn.functional.normalize(E(video), dim=-1)                          # [3, 2, D]
+    assert torch.allclose(got, 1 - (e[:, 0] * e[:, 1]).sum(-1).mean(), atol=1e-6)
+    still = video[:, :, :1].expand(3, 3, 4, 32, 32)                               # every frame the same
+    assert trainer._content_loss(still).abs() < 1e-6
+    # Frames are read alone: frame i of a clip embeds as a clip made of that frame does.
+    pred = E(video, frame_index=torch.tensor([[0, 3], [1, 2], [2, 0]]))
+    alone = E(video[1:2, :, 2:3].expand(1, 3, 4, 32, 32).contiguous(), frame_index=torch.tensor([[0]]))
+    assert pred.shape == (3, 2, trainer.cfg.model.w_dim) and torch.allclose(pred[1, 1], alone[0, 0], atol=1e-5)
+    # E's loss is InfoNCE over far-apart pairs, both ways, at temperature 0.1.
+    torch.manual_seed(6)
+    got = trainer._encoder_loss(video)
+    torch.manual_seed(6)
+    idx = E.sample_pairs(3, 4)
+    assert ((idx[:, 1] - idx[:, 0]) >= 2).all()
+    e = torch.nn.functional.normalize(E(video, frame_index=idx), dim=-1)
+    logits = e[:, 0] @ e[:, 1].T / 0.1
+    ce = torch.nn.functional.cross_entropy
+    assert torch.allclose(got, (ce(logits, torch.arange(3)) + ce(logits.T, torch.arange(3))) / 2, atol=1e-5)
     trainer.close()
 
 
-def test_content_weight_zero_leaves_the_encoder_untouched(tmp_path, make_cfg):
-    for weight, changes in ((0.0, False), (1.0, True)):
-        trainer = Trainer(make_cfg(tmp_path / f"w{weight}", sets=Q_ON, steps=2, content_weight=weight), log=quiet)
-        before = {k: v.clone() for k, v in trainer.Q.state_dict().items()}
+def test_the_encoder_learns_from_real_clips_only(tmp_path, make_cfg):
+    # With and without G's content term, E ends with the same weights: G's term never trains E.
+    weights, before = [], None
+    for weight in (0.0, 1.0):
+        trainer = Trainer(make_cfg(tmp_path / f"w{weight}", sets=E_ON, steps=3, content_weight=weight), log=quiet)
+        before = {k: v.clone() for k, v in trainer.E.state_dict().items()}
         trainer.run()
         trainer.close()
-        after = trainer.Q.state_dict()
-        assert any(not torch.equal(after[k], before[k]) for k in before) == changes
-        assert ("loss_Q" in _stats(tmp_path / f"w{weight}")[-1]) == changes
+        weights.append(trainer.E.state_dict())
+        assert ("loss_Gcontent" in _stats(tmp_path / f"w{weight}")[-1]) == (weight > 0)
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in before)
+    assert any(not torch.equal(weights[0][k], before[k]) for k in before)              # and it did learn
+    with pytest.raises(InputError, match="content encoder learns by telling the clips of one micro-batch apart"):
+        make_cfg(tmp_path / "one", sets=E_ON, batch=2, accum=2).check_world(1)
 
 
 def test_a_content_encoder_added_to_a_run_starts_fresh(tmp_path, make_cfg):
     run = tmp_path / "run"
     train(make_cfg(run, steps=2), log=quiet)
     messages = []
-    trainer = Trainer(make_cfg(run, sets=Q_ON, steps=3), log=messages.append)
-    assert messages[:2] == ["note: step-00000002 was trained with model.content_encoder=False; Q is new.",
-                            "note: the content encoder Q starts from fresh weights."]
-    assert trainer.step == 2 and not trainer.opt_Q.state_dict()["state"]
+    trainer = Trainer(make_cfg(run, sets=E_ON, steps=3), log=messages.append)
+    assert messages[:2] == ["note: step-00000002 was trained with model.content_encoder=False; E is new.",
+                            "note: the content encoder E starts from fresh weights."]
+    assert trainer.step == 2 and not trainer.opt_E.state_dict()["state"]
     trainer.run()
     trainer.close()
-    assert (run / "checkpoints" / "step-00000003" / "Q.safetensors").is_file()
-    # Switching it off again is refused (Q's weights would be dropped).
+    assert (run / "checkpoints" / "step-00000003" / "E.safetensors").is_file()
+    # Switching it off again is refused (E's weights would be dropped).
     with pytest.raises(CheckpointError, match=r"model\.content_encoder \(checkpoint True, now False\)"):
         Trainer(make_cfg(run, sets=["model.content_encoder=false"], steps=4), log=quiet)
 

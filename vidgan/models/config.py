@@ -54,11 +54,11 @@ class ModelConfig:
     # 6 channels, so it sees whether a clip's content stays the same; widths as the frame D's.
     pair_d: bool = False
     pair_d_pairs: int = 2                # pairs drawn from each clip
-    # Content encoder Q (optional, InfoGAN-style): reads single frames (FIR-downsampled by 2) and predicts
-    # the clip's content style w_c; G is trained to make that possible from every frame, so a clip's
-    # content (which digits, which face) stays the same over time; widths as the frame D's.
+    # Content encoder E (optional): embeds single frames (FIR-downsampled by 2), learned contrastively on
+    # real clips so that the frames of one clip agree; G is charged for fake clips whose frames disagree,
+    # so a clip's content (which digits, which face) stays the same over time; widths as the frame D's.
     content_encoder: bool = False
-    content_frames: int = 4              # frames of each clip that Q reads per step
+    content_frames: int = 4              # frames of each fake clip whose embeddings G must make agree
     # Clip discriminator ((2+1)D over the whole clip, with frame differences as extra input).
     clip_channel_base: int = 256
     clip_channel_max: int = 64

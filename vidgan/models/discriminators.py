@@ -1,10 +1,10 @@
 """FrameDiscriminator (2D, on k frames of each clip), ClipDiscriminator ((2+1)D, on the whole clip),
 PairDiscriminator (2D, on pairs of far-apart frames of each clip) and ContentEncoder (2D, single frames
--> the clip's content style).
+-> content embeddings).
 
 The discriminators take video [N, 3, T, H, W] and return logits [N, 1]; all downsample with FIR
 filters through vidgan.ops.upfirdn2d and end with a minibatch-std layer. The content encoder returns
-one prediction per frame it reads and has no minibatch-std layer (each frame is read on its own).
+one embedding per frame it reads and has no minibatch-std layer (each frame is read on its own).
 """
 import math
 from typing import Optional
@@ -147,14 +147,16 @@ class ClipDiscriminator(nn.Module):
 
 
 class ContentEncoder(nn.Module):
-    """Q: single frames -> the content style w_c of their clip (InfoGAN-style latent regression).
+    """E: single frames -> content embeddings, learned from real clips only.
 
-    [N, 3, T, H, W] -> [N, k, w_dim]: `cfg.content_frames` frames of each clip (distinct, drawn with the
-    global CPU RNG unless `frame_index` [N, k] is given), each FIR-downsampled by 2 and read alone by a
-    2D residual network (the frame D's widths). Training asks Q to predict the clip's w_c from every one
-    of them and G to make that possible, so a clip whose content changes over time costs G a loss that
-    neither a frame nor a motion discriminator charges. Reading at half resolution keeps Q on the
-    shapes, not on pixel-level detail.
+    [N, 3, T, H, W] -> [N, k, w_dim] (unnormalised): `cfg.content_frames` frames of each clip (distinct,
+    drawn with the global CPU RNG unless `frame_index` [N, k] is given), each FIR-downsampled by 2 and
+    read alone by a 2D residual network (the frame D's widths). Training teaches it, contrastively on
+    real clips, to give two far-apart frames of one clip the same embedding and frames of other clips
+    other ones: it learns what stays fixed in a real clip (which digits, which face) and to ignore
+    what moves. G is then charged for frames of one clip whose embeddings disagree. Never trained on
+    generated frames, it cannot be talked into agreeing with them. Reading at half resolution keeps it
+    on shapes rather than pixel detail.
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -174,6 +176,14 @@ class ContentEncoder(nn.Module):
         """[N, k] frame indices, distinct within each clip, from the global CPU RNG."""
         k = min(self.cfg.content_frames, t)
         return torch.rand(n, t).argsort(dim=1)[:, :k]
+
+    @staticmethod
+    def sample_pairs(n: int, t: int) -> torch.Tensor:
+        """[N, 2] frame indices (a, b), a + T // 2 <= b: one far-apart pair per clip, from the global CPU RNG."""
+        gap_min = max(1, t // 2)
+        gap = gap_min + (torch.rand(n) * (t - gap_min)).long()           # gap_min .. t - 1
+        a = (torch.rand(n) * (t - gap)).long()                            # 0 .. t - 1 - gap
+        return torch.stack([a, a + gap], dim=1)
 
     def forward(self, video: torch.Tensor, frame_index: Optional[torch.Tensor] = None) -> torch.Tensor:
         _check_video(video, self.cfg, "ContentEncoder")

@@ -61,9 +61,9 @@ class TrainConfig:
     pair_mismatch: float = 1.0           # weight of the pair D's term on mismatched real clips: the first half
                                          # of one clip, the second half of another, to be called fake, so it
                                          # must learn whether both frames show the same content (0 = off)
-    content_weight: float = 1.0          # weight of the content encoder's term for G and Q (with
-                                         # model.content_encoder): Q predicts each clip's content style from
-                                         # single frames of it, and G is trained to make that possible
+    content_weight: float = 1.0          # weight of G's content term (with model.content_encoder): 1 - the
+                                         # mean cosine similarity of the encoder's embeddings of frames of
+                                         # one fake clip
     r1_gamma: float = 0.1                # R1 weight on real data (0 = off; ignored by wgan-gp)
     r1_every: int = 16                   # lazy R1: every k steps, scaled by k
     gp_weight: float = 10.0              # WGAN-GP gradient-penalty weight
@@ -261,7 +261,8 @@ class TrainConfig:
 
     def check_world(self, world_size: int) -> int:
         """The per-rank micro-batch; InputError unless batch divides into world_size * accum parts (of
-        at least 2 clips when mismatched clips pair clips of one micro-batch)."""
+        at least 2 clips when mismatched clips pair clips of one micro-batch, or the content encoder
+        contrasts them)."""
         parts = world_size * self.accum
         if self.batch % parts:
             raise InputError(f"batch {self.batch} is not divisible by world size {world_size} x accum {self.accum}; "
@@ -271,6 +272,10 @@ class TrainConfig:
             raise InputError(f"pair_mismatch pairs clips of one micro-batch, which holds {micro} clip here "
                              f"(batch {self.batch} / {world_size} rank(s) / accum {self.accum}); use a larger "
                              "--batch, a smaller accum, or --set pair_mismatch=0.")
+        if self.model.content_encoder and micro < 2:
+            raise InputError(f"the content encoder learns by telling the clips of one micro-batch apart, which "
+                             f"holds {micro} clip here (batch {self.batch} / {world_size} rank(s) / accum "
+                             f"{self.accum}); use a larger --batch or a smaller accum.")
         return micro
 
 

@@ -6,10 +6,13 @@ One step, on every rank, with a per-rank micro-batch of batch / (world_size * ac
                loss = sum over {frame D, clip D, pair D if model.pair_d} of
                       weight * (d_loss + WGAN-GP | lazy R1 every k steps),
                the pair D also calling mismatched real clips fake (pair_mismatch);
-               gradients averaged over ranks, one Adam step for Df, Dc (and Dp).
+               with model.content_encoder, E's contrastive loss on the real clips (InfoNCE: two
+               far-apart frames of a clip against those of the other clips of the micro-batch);
+               gradients averaged over ranks, one Adam step for Df, Dc (and Dp; and E).
     G update:  accum rounds of  fake = G(z, motion), augmented, loss = sum of weight * g_loss(D(fake))
-               (+ content_weight * the content encoder's error, with model.content_encoder);
-               gradients averaged over ranks, one Adam step for G (and Q); then the EMA of G.
+               (+ content_weight * (1 - mean cosine similarity of E's embeddings of frames of one
+               fake clip), with model.content_encoder);
+               gradients averaged over ranks, one Adam step for G; then the EMA of G.
                Skipped in the first d_warmup steps.
 
 A new run may start G from a trained generator (init_from); the discriminators then start fresh.
@@ -44,6 +47,7 @@ from vidgan.training.state import (clean_temp, find_resumable, list_checkpoints,
                                    set_rng_state)
 
 ADA_INTERVAL = 4  # steps between adaptive-augmentation updates
+CONTENT_TAU = 0.1  # temperature of the content encoder's contrastive loss
 
 
 class TrainingDiverged(VidganError):
@@ -130,13 +134,13 @@ class Trainer:
         self.Dc = ClipDiscriminator(mc).to(dev).train()
         # Dp is built last, so G, Df and Dc start from the same weights with or without it.
         self.Dp = PairDiscriminator(mc).to(dev).train() if mc.pair_d else None
-        self.Q = ContentEncoder(mc).to(dev).train() if mc.content_encoder else None
+        self.E = ContentEncoder(mc).to(dev).train() if mc.content_encoder else None
         # The trained modules, by their checkpoint names.
         self.modules = {"G": self.G, "Df": self.Df, "Dc": self.Dc}
         if self.Dp is not None:
             self.modules["Dp"] = self.Dp
-        if self.Q is not None:
-            self.modules["Q"] = self.Q
+        if self.E is not None:
+            self.modules["E"] = self.E
         if cfg.channels_last and dev.type == "cuda":
             for m in self.modules.values():
                 _to_channels_last(m)
@@ -156,10 +160,10 @@ class Trainer:
         if self.Dp is not None:      # a group of its own, so a run that adds Dp keeps Df's and Dc's Adam moments
             groups.append({"params": [p for n, m, _ in self.discs if n == "p" for p in m.parameters()]})
         self.opt_D = torch.optim.Adam(groups, lr=d_lr * ratio, betas=tuple(b ** ratio for b in cfg.betas), eps=1e-8)
-        # Q learns with G's settings, in an optimiser of its own (so it can be added to a trained run).
-        self.opt_Q = torch.optim.Adam(self.Q.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), eps=1e-8) \
-            if self.Q is not None else None
-        self.base_lr = {"G": cfg.lr, "D": d_lr * ratio, "Q": cfg.lr}
+        # E learns with G's settings, in an optimiser of its own (so it can be added to a trained run).
+        self.opt_E = torch.optim.Adam(self.E.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), eps=1e-8) \
+            if self.E is not None else None
+        self.base_lr = {"G": cfg.lr, "D": d_lr * ratio, "E": cfg.lr}
         self.d_params = [p for _, m, _ in self.discs for p in m.parameters()]
         n = cfg.sample_num
         gen = torch.Generator().manual_seed(cfg.seed + 12345)   # fixed sample seeds, independent of training
@@ -169,7 +173,7 @@ class Trainer:
     def _optimizers(self):
         """(optimiser, base-lr key, state name) of everything that trains."""
         out = [(self.opt_G, "G", "opt_G"), (self.opt_D, "D", "opt_D")]
-        return out + ([(self.opt_Q, "Q", "opt_Q")] if self.opt_Q is not None else [])
+        return out + ([(self.opt_E, "E", "opt_E")] if self.opt_E is not None else [])
 
     def _set_lr(self) -> None:
         for opt, key, _ in self._optimizers():
@@ -193,8 +197,8 @@ class Trainer:
             try:
                 self.opt_G.load_state_dict(st["opt_G"])
                 self.opt_D.load_state_dict(self._opt_D_state(st["opt_D"]))
-                if self.opt_Q is not None and "Q" not in st.get("fresh_modules", []):
-                    self.opt_Q.load_state_dict(st["opt_Q"])
+                if self.opt_E is not None and "E" not in st.get("fresh_modules", []):
+                    self.opt_E.load_state_dict(st["opt_E"])
             except (KeyError, RuntimeError, ValueError) as exc:
                 raise CheckpointError(f"checkpoint file {path / 'state.pt'} does not match this run's optimisers "
                                       f"({type(exc).__name__}: {str(exc).splitlines()[0]}); resume with the "
@@ -202,8 +206,8 @@ class Trainer:
             if "Dp" in st.get("fresh_modules", []):       # a pair discriminator added to a trained run
                 self.Dp.init_from(self.Df)
                 self._warn("note: Dp starts as a copy of Df that looks at the earlier frame of each pair.")
-            if "Q" in st.get("fresh_modules", []):
-                self._warn("note: the content encoder Q starts from fresh weights.")
+            if "E" in st.get("fresh_modules", []):
+                self._warn("note: the content encoder E starts from fresh weights.")
             self.step = int(st["step"])
             self.lr_scale = float(st.get("lr_scale", 1.0))
             self.nan_events = int(st.get("nan_events", 0))
@@ -287,8 +291,8 @@ class Trainer:
                      "data_position": self.step * cfg.accum * self.micro, "world_size": self.dist.world_size,
                      "lr_scale": self.lr_scale, "augment_p": self.augment.p, "nan_events": self.nan_events,
                      "debug_nan_fired": list(self._fired)}
-            if self.opt_Q is not None:
-                state["opt_Q"] = self.opt_Q.state_dict()
+            if self.opt_E is not None:
+                state["opt_E"] = self.opt_E.state_dict()
             meta = {"training": {"steps": self.step, "kimg": self.step * cfg.batch / 1000.0, "data": cfg.data,
                                  "batch": cfg.batch, "loss": cfg.loss, "seed": cfg.seed}}
             path = save_checkpoint(self.run_dir, self.step, self.G_ema, self.modules, state, cfg.to_dict(),
@@ -310,29 +314,39 @@ class Trainer:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def _fake(self, n: int, with_z: bool = False):
-        """Fake clips [n, 3, T, H, W] (and their content codes z [n, Z] when with_z)."""
+    def _fake(self, n: int) -> torch.Tensor:
         z = self.G.sample_content(n, device=self.device)           # [n, Z]
         start = self._clip_start()
         frames = self.G.cfg.frames
         m = self.G.sample_motion(n, frames + start, device=self.device)   # [n, K, E] covering start..end
         with self._autocast():
             codes = self.G.motion_trajectory(m, frames, start=start)       # [n, T, M]
-            video = self.G.synthesize(z, codes).float()                    # [n, 3, T, H, W]
-        return (z, video) if with_z else video
+            return self.G.synthesize(z, codes).float()                     # [n, 3, T, H, W]
 
-    def _content_loss(self, z: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
-        """Mean squared error of Q's per-frame predictions of the clips' content styles.
-
-        The target is w_c = mapping(z) relative to w_avg, scaled to unit mean square over the batch, with
-        no gradient: G lowers the error through its frames only, Q through its weights.
-        """
-        with torch.no_grad():
-            w = self.G.mapping(z).float() - self.G.w_avg
-            target = w / w.square().mean().sqrt().clamp_min(1e-8)       # [n, W]
+    def _embed(self, video: torch.Tensor, frame_index: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Unit-length content embeddings [n, k, D] of k frames of each clip."""
         with self._autocast():
-            pred = self.Q(video).float()                                # [n, k, W]
-        return (pred - target[:, None]).square().mean()
+            e = self.E(video, frame_index=frame_index).float()
+        return torch.nn.functional.normalize(e, dim=-1)
+
+    def _encoder_loss(self, real: torch.Tensor) -> torch.Tensor:
+        """E's contrastive (InfoNCE) loss on real clips: for each clip, one of two far-apart frames must
+        pick the other out of the other frames of the micro-batch, both ways."""
+        e = self._embed(real, ContentEncoder.sample_pairs(real.shape[0], real.shape[2]))     # [n, 2, D]
+        logits = e[:, 0] @ e[:, 1].T / CONTENT_TAU                                          # [n, n]
+        labels = torch.arange(len(logits), device=logits.device)
+        ce = torch.nn.functional.cross_entropy
+        return 0.5 * (ce(logits, labels) + ce(logits.T, labels))
+
+    def _content_loss(self, video: torch.Tensor) -> torch.Tensor:
+        """G's content term: 1 - the mean cosine similarity of E's embeddings of two different frames of
+        one clip (over every pair of the k frames read, and every clip)."""
+        e = self._embed(video)                                          # [n, k, D]
+        k = e.shape[1]
+        if k < 2:
+            return e.new_zeros(())
+        total = e.sum(dim=1).square().sum(dim=1)                        # |sum_i e_i|^2 = k + sum_{i!=j} e_i.e_j
+        return 1 - ((total - k) / (k * (k - 1))).mean()
 
     def _clip_start(self) -> int:
         """First frame time of this step's fake clips: 0, or uniform in 0..cfg.time_offset (global RNG)."""
@@ -374,7 +388,10 @@ class Trainer:
         for _, m, _ in self.discs:
             m.requires_grad_(True)
         self.opt_D.zero_grad(set_to_none=True)
-        d_total = 0
+        if self.E is not None:
+            self.E.requires_grad_(True)
+            self.opt_E.zero_grad(set_to_none=True)
+        d_total = e_total = 0
         for real in reals:
             real = real.to(self.device, non_blocking=True)                    # [n, 3, T, H, W]
             with torch.no_grad():
@@ -410,16 +427,26 @@ class Trainer:
                 loss = loss + term
             if inject:
                 loss = loss * float("nan")
-            (loss / accum).backward()
+            both = loss
+            if self.E is not None:                                          # E learns from the real clips
+                e_loss = self._encoder_loss(real)
+                acc("loss_E", e_loss)
+                both = loss + e_loss                                        # E shares no parameter with the Ds
+                e_total = e_total + e_loss.detach() / accum
+            (both / accum).backward()
             d_total = d_total + loss.detach() / accum
-        if not self._finite(d_total):
+        if not self._finite(d_total + e_total):
             return None
         D.all_reduce_grads(self.d_params, self.dist)
         self.opt_D.step()
         for _, m, _ in self.discs:
             D.sync_buffers(m, self.dist)
+        if self.E is not None:
+            D.all_reduce_grads(self.E.parameters(), self.dist)
+            self.opt_E.step()
+            self.E.requires_grad_(False)
 
-        # ---- generator (and content encoder)
+        # ---- generator
         for _, m, _ in self.discs:
             m.requires_grad_(False)
         if self.step < cfg.d_warmup:                                    # the discriminators catch up first
@@ -427,15 +454,11 @@ class Trainer:
             keys = sorted(logs)
             vals = D.all_reduce_mean(torch.stack([logs[k].reshape(()) for k in keys]), self.dist).tolist()
             return dict(zip(keys, vals))
-        trained = [self.G] + ([self.Q] if self.Q is not None else [])
-        for m in trained:
-            m.requires_grad_(True)
+        self.G.requires_grad_(True)
         self.opt_G.zero_grad(set_to_none=True)
-        if self.opt_Q is not None:
-            self.opt_Q.zero_grad(set_to_none=True)
         g_total = 0
         for _ in range(accum):
-            z, fake = self._fake(self.micro, with_z=True)
+            fake = self._fake(self.micro)
             fake_a = self.augment(fake)
             loss = 0
             for name, disc, w in self.discs:
@@ -444,21 +467,18 @@ class Trainer:
                 term = g_loss(cfg.loss, lf_)
                 acc(f"loss_G{name}", term)
                 loss = loss + w * term
-            if self.Q is not None and cfg.content_weight > 0:
-                term = self._content_loss(z, fake)
-                acc("loss_Q", term)
+            if self.E is not None and cfg.content_weight > 0:
+                term = self._content_loss(fake)                         # gradients reach G through E
+                acc("loss_Gcontent", term)
                 loss = loss + cfg.content_weight * term
             (loss / accum).backward()
             g_total = g_total + loss.detach() / accum
         if not self._finite(g_total):
             return None
-        D.all_reduce_grads([p for m in trained for p in m.parameters()], self.dist)
+        D.all_reduce_grads(self.G.parameters(), self.dist)
         self.opt_G.step()
-        if self.opt_Q is not None:
-            self.opt_Q.step()
         D.sync_buffers(self.G, self.dist)                               # w_avg: mean over ranks
-        for m in trained:
-            m.requires_grad_(False)
+        self.G.requires_grad_(False)
         beta = ema_beta(cfg.batch, cfg.ema_kimg, self.step * cfg.batch, cfg.ema_rampup)
         update_ema(self.G_ema, self.G, beta)
 
@@ -581,7 +601,7 @@ class Trainer:
             rep.write(f"model {cfg.model.resolution}x{cfg.model.resolution}x{cfg.model.frames} "
                       f"({cfg.model.motion} motion), parameters G {n_par['G']:,} Df {n_par['Df']:,} "
                       f"Dc {n_par['Dc']:,}" + (f" Dp {n_par['Dp']:,}" if "Dp" in n_par else "")
-                      + (f" Q {n_par['Q']:,}" if "Q" in n_par else "")
+                      + (f" E {n_par['E']:,}" if "E" in n_par else "")
                       + f"; batch {cfg.batch} = {self.dist.world_size} rank(s) x {cfg.accum} x {self.micro} "
                       f"on {self.device}; "
                       + (f"resumed from {self.resumed_from}" if self.resumed_from else "new run")

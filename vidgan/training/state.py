@@ -5,7 +5,7 @@ Layout of one checkpoint (RUN_DIR/checkpoints/step-XXXXXXXX/):
     config.json            model config + meta (vidgan.checkpoint.save_model)   } a loadable model:
     generator.safetensors  the EMA generator (vidgan.checkpoint.save_model)     } vidgan.load(RUN_DIR)
     G.safetensors, Df.safetensors, Dc.safetensors   the trained modules (vidgan.checkpoint.save_modules;
-    Dp.safetensors, Q.safetensors                   Dp with model.pair_d, Q with model.content_encoder)
+    Dp.safetensors, E.safetensors                   Dp with model.pair_d, E with model.content_encoder)
     state.pt               optimiser states, step, RNG states of every rank, data position, learning-rate
                            scale, augmentation p (tensors/numbers/lists/dicts only: torch.load(weights_only=True))
     train.json             the TrainConfig of the run
@@ -162,7 +162,7 @@ def _with_defaults(model: Any) -> Any:
 CHANGEABLE_ON_RESUME = ("frames", "pair_d_pairs", "styles_per_clip", "content_frames")
 # Model config switches that add a module: a run may switch one on, and that module starts from fresh
 # weights (a pair discriminator or a content encoder added to a trained run, say); switching one off is refused.
-ADDABLE_ON_RESUME = {"pair_d": "Dp", "content_encoder": "Q"}
+ADDABLE_ON_RESUME = {"pair_d": "Dp", "content_encoder": "E"}
 # The CHANGEABLE_ON_RESUME settings of each addable module (nothing to report when the module is new).
 _MODULE_SETTINGS = {"pair_d": ("pair_d_pairs",), "content_encoder": ("content_frames",)}
 
