@@ -12,7 +12,8 @@ Three stages, each resumable (run the same command again to continue):
   2. train   runs/default-model: the recipe below, in its PHASES, through vidgan.training.train
              (checkpoints, samples/, stats.jsonl); stops at --steps or after --minutes, whichever
              comes first.
-  3. export  the EMA generator of the newest checkpoint (or of --export-from) -> vidgan/assets/default/
+  3. export  once training reaches --steps: the EMA generator of the newest checkpoint (or of
+             --export-from) -> vidgan/assets/default/
              (config.json with the model config, training steps, data recipe and commands in its meta, and
              generator.safetensors), plus a contact sheet PNG of generated clips for the README.
 
@@ -198,6 +199,9 @@ def main(argv=None):
         return 2
     if summary["stopped"] == "signal":
         print("stopped by a signal: the checkpoint is saved; run the same command again to continue (and export).")
+        return 0
+    if summary["stopped"] != "completed":                 # an unfinished model never replaces the shipped one
+        print("time limit: the checkpoint is saved; run the same command again to continue (and export).")
         return 0
     if not args.no_export:
         export(args, cfg, summary)

@@ -131,6 +131,25 @@ def test_recipe_trains_each_phase_with_its_settings_and_resumes_past_finished_ph
     assert recipe.variant_sets(cfg) == ["model.pair_d=true", "r1_gamma=0.5"]    # what an export records
 
 
+def test_recipe_exports_only_a_finished_run(recipe, tmp_path, monkeypatch, capsys):
+    from vidgan.data import make_moving_mnist
+
+    from tests.training.conftest import TINY_MODEL
+
+    data = make_moving_mnist(str(tmp_path / "mm.vidpack"), videos=4, frames=8, digits=1, size=32, seed=1)
+    monkeypatch.setattr(recipe, "MODEL_RECIPE", TINY_MODEL)
+    monkeypatch.setattr(recipe, "TRAIN_RECIPE", dict(recipe.TRAIN_RECIPE, sample_every=0, r1_every=2))
+    monkeypatch.setattr(recipe, "PHASES", [dict(until=None, time_offset=0)])
+    argv = ["--run", str(tmp_path / "run"), "--data", data, "--batch", "2", "--workers", "0",
+            "--export", str(tmp_path / "model")]
+    # Stopped by the time limit (after its first step) with 1,000 steps to go: nothing is exported.
+    assert recipe.main(argv + ["--steps", "1000", "--minutes", "0.0001"]) == 0
+    assert "time limit: the checkpoint is saved; run the same command again" in capsys.readouterr().out
+    assert not (tmp_path / "model").exists()
+    assert recipe.main(argv + ["--steps", "2", "--minutes", "0"]) == 0            # finished: exported
+    assert (tmp_path / "model" / "generator.safetensors").is_file()
+
+
 def test_recipe_refuses_a_malformed_or_unknown_set(recipe, tmp_path, capsys):
     from vidgan.data import make_moving_mnist
 

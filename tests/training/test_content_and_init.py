@@ -55,6 +55,15 @@ def test_the_encoder_loss_and_the_content_term(tmp_path, make_cfg):
     assert torch.allclose(got, 1 - (e[:, 0] * e[:, 1]).sum(-1).mean(), atol=1e-6)
     still = video[:, :, :1].expand(3, 3, 4, 32, 32)                               # every frame the same
     assert trainer._content_loss(still).abs() < 1e-6
+    # With k = 3 frames: the mean over the 3 pairs of each clip.
+    E.cfg.content_frames = 3
+    torch.manual_seed(7)
+    got = trainer._content_loss(video)
+    torch.manual_seed(7)
+    e = torch.nn.functional.normalize(E(video), dim=-1)                          # [3, 3, D]
+    pairs = [(e[:, i] * e[:, j]).sum(-1) for i, j in ((0, 1), (0, 2), (1, 2))]
+    assert torch.allclose(got, 1 - torch.stack(pairs).mean(), atol=1e-6)
+    E.cfg.content_frames = 2
     # Frames are read alone: frame i of a clip embeds as a clip made of that frame does.
     pred = E(video, frame_index=torch.tensor([[0, 3], [1, 2], [2, 0]]))
     alone = E(video[1:2, :, 2:3].expand(1, 3, 4, 32, 32).contiguous(), frame_index=torch.tensor([[0]]))
@@ -78,7 +87,15 @@ def test_the_encoder_learns_from_real_clips_only(tmp_path, make_cfg):
     for weight in (0.0, 1.0):
         trainer = Trainer(make_cfg(tmp_path / f"w{weight}", sets=E_ON, steps=3, content_weight=weight), log=quiet)
         before = {k: v.clone() for k, v in trainer.E.state_dict().items()}
+        calls, content_loss = [], trainer._content_loss
+
+        def recording(video, trainer=trainer, content_loss=content_loss):   # G's term: E takes no gradient
+            calls.append(any(p.requires_grad for p in trainer.E.parameters()))
+            return content_loss(video)
+
+        trainer._content_loss = recording
         trainer.run()
+        assert calls == ([False] * 3 if weight else [])
         trainer.close()
         weights.append(trainer.E.state_dict())
         assert ("loss_Gcontent" in _stats(tmp_path / f"w{weight}")[-1]) == (weight > 0)
@@ -134,8 +151,13 @@ def test_init_from_starts_g_from_the_generator_and_d_warmup_holds_it(tmp_path, m
     assert all(torch.equal(v, src.state_dict()[k]) for k, v in trainer.G.named_parameters())
     assert any(not torch.equal(v, df[k]) for k, v in trainer.Df.state_dict().items())
     assert all("loss_G" not in s and s["loss_D"] > 0 for s in _stats(tmp_path / "run"))
-    # Resumed past the warm-up, G trains; init_from is not applied again.
+    # Resumed past the warm-up, G trains; init_from is not applied again (its generator may be gone).
+    import shutil
+
+    shutil.rmtree(tmp_path / "source")
     resumed = Trainer(make_cfg(tmp_path / "run", steps=3), log=messages.append)
+    assert f"note: init_from ({tmp_path / 'source'}) starts a new run only; this one resumes from " \
+           "step-00000002." in messages
     g2 = {k: v.clone() for k, v in resumed.G.state_dict().items()}
     assert resumed.cfg.init_from == str(tmp_path / "source") and resumed.step == 2
     resumed.run()
@@ -153,10 +175,16 @@ def test_init_from_refuses_a_missing_or_mismatched_generator(tmp_path, make_cfg)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()     # nothing written
 
 
-@pytest.mark.parametrize("key,value", [("content_weight", -1), ("d_warmup", -1), ("model.content_frames", 0)])
-def test_bad_values_are_refused(tmp_path, make_cfg, key, value):
-    with pytest.raises(InputError, match=key.split(".")[-1]):
-        make_cfg(tmp_path / "run", sets=[f"{key}={value}"])
+@pytest.mark.parametrize("sets,words", [
+    (["content_weight=-1"], "content_weight must not be negative"),
+    (["d_warmup=-1"], "d_warmup must not be negative"),
+    (["model.content_frames=0"], "content_frames must be at least 1"),
+    (E_ON[:1] + ["model.content_frames=1"], "content_frames must be at least 2 with content_encoder"),
+    (['init_from=""'], "init_from must name a generator"),
+])
+def test_bad_values_are_refused(tmp_path, make_cfg, sets, words):
+    with pytest.raises(InputError, match=words):
+        make_cfg(tmp_path / "run", sets=sets)
 
 
 def test_a_new_run_from_init_from_takes_that_generators_model_settings(tmp_path, make_cfg, mm_pack):

@@ -134,6 +134,9 @@ class ModelConfig:
                      "clip_channel_max"):
             if getattr(self, name) < 1:
                 raise InputError(f"model config {name} must be at least 1, got {getattr(self, name)}.")
+        if self.content_encoder and self.content_frames < 2:
+            raise InputError(f"model config content_frames must be at least 2 with content_encoder (the frames of "
+                             f"one clip are compared), got {self.content_frames}.")
         if self.styles_per_clip and not self.motion_to_styles:
             raise InputError("model config styles_per_clip needs motion_to_styles true (without the style offset "
                              "network the styles are content alone already); set styles_per_clip false.")

@@ -180,7 +180,10 @@ class TrainConfig:
         init = merged.get("init_from")
         if isinstance(init, str) and init and init != "default":
             init = merged["init_from"] = os.path.abspath(os.path.expanduser(init))
-        if isinstance(init, str) and init and not os.path.isfile(saved):
+        if _has_checkpoints(run_dir):                   # a resume: init_from has done its work already
+            if os.path.isfile(saved):
+                merged["init_from"] = _read_json(saved).get("init_from", merged["init_from"])
+        elif isinstance(init, str) and init:
             merged = merge(_generator_model(init))
             merged["init_from"] = init
         merged["run_dir"] = os.fspath(run_dir)
@@ -229,6 +232,9 @@ class TrainConfig:
         for name in ("lr", "ema_kimg", "sample_fps", "augment_speed_kimg"):
             if not float(getattr(self, name)) > 0:
                 raise InputError(f"{name} must be positive, got {getattr(self, name)}.")
+        if self.init_from is not None and not (isinstance(self.init_from, str) and self.init_from.strip()):
+            raise InputError(f"init_from must name a generator (default, a model folder or a run folder) or be "
+                             f"null, got {self.init_from!r}.")
         if self.d_lr is not None and not self.d_lr > 0:
             raise InputError(f"d_lr must be positive (or null for lr), got {self.d_lr}.")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
@@ -293,6 +299,12 @@ def _check_run_dir(run_dir: str) -> None:
 
 
 # ---------------------------------------------------------------------- merging helpers
+def _has_checkpoints(run_dir: str) -> bool:
+    from vidgan.training.state import list_checkpoints
+
+    return bool(list_checkpoints(run_dir))
+
+
 def _generator_model(source: str) -> Dict[str, Any]:
     """The model config (a dict) of the generator that init_from names."""
     from vidgan.checkpoint import load

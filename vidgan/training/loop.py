@@ -48,6 +48,11 @@ from vidgan.training.state import (clean_temp, find_resumable, list_checkpoints,
 
 ADA_INTERVAL = 4  # steps between adaptive-augmentation updates
 CONTENT_TAU = 0.1  # temperature of the content encoder's contrastive loss
+# Model settings that shape G's weights or what they compute: a generator from init_from must match them all
+# (the others concern the discriminators, the content encoder, or may change on resume).
+GENERATOR_SETTINGS = ("resolution", "z_dim", "w_dim", "mapping_layers", "mapping_lr_mul", "motion", "motion_dim",
+                      "motion_code_dim", "motion_spacing", "motion_interp", "time_features", "time_period_min",
+                      "time_period_max", "motion_to_styles", "channel_base", "channel_max", "conv_clamp")
 
 
 class TrainingDiverged(VidganError):
@@ -221,6 +226,9 @@ class Trainer:
             self._set_lr()
             if self.main:
                 truncate_stats(self.run_dir, self.step)
+            if cfg.init_from is not None:
+                self._warn(f"note: init_from ({cfg.init_from}) starts a new run only; this one resumes from "
+                           f"{path.name}.")
         elif cfg.init_from is not None:
             self._init_generator(cfg.init_from)
         if self.main:
@@ -238,18 +246,17 @@ class Trainer:
         except _CkptError as exc:
             raise InputError(f"init_from: {exc}") from None
         mc = self.cfg.model
-        shaped = [k for k in ("resolution", "z_dim", "w_dim", "mapping_layers", "motion", "motion_dim",
-                              "motion_code_dim", "time_features", "motion_to_styles", "channel_base", "channel_max")
-                  if getattr(src.cfg, k) != getattr(mc, k)]
-        if shaped:
+        differ = [k for k in GENERATOR_SETTINGS if getattr(src.cfg, k) != getattr(mc, k)]
+        if differ:
             raise InputError(f"init_from: the generator in {source} was built with other model settings ("
                              + ", ".join(f"model.{k} {getattr(src.cfg, k)!r} there, {getattr(mc, k)!r} here"
-                                         for k in shaped)
+                                         for k in differ)
                              + "); use the same model settings as that generator.")
         with torch.no_grad():
             self.G.load_state_dict(src.state_dict())
             self.G_ema.load_state_dict(src.state_dict())
-        steps = (src.meta.get("training") or {}).get("steps") if isinstance(src.meta, dict) else None
+        training = src.meta.get("training") if isinstance(src.meta, dict) else None
+        steps = training.get("steps") if isinstance(training, dict) else None
         self._warn(f"note: G starts from the generator in {source}" + (f" ({steps} steps)" if steps else "")
                    + "; the discriminators start fresh"
                    + (f" and train alone for the first {self.cfg.d_warmup} step{'s' * (self.cfg.d_warmup != 1)}."
@@ -450,6 +457,7 @@ class Trainer:
         for _, m, _ in self.discs:
             m.requires_grad_(False)
         if self.step < cfg.d_warmup:                                    # the discriminators catch up first
+            D.sync_buffers(self.G, self.dist)                           # w_avg moved with the fakes above
             logs["loss_D"] = d_total
             keys = sorted(logs)
             vals = D.all_reduce_mean(torch.stack([logs[k].reshape(()) for k in keys]), self.dist).tolist()
