@@ -156,11 +156,13 @@ class TrainConfig:
                      assignments: Optional[Sequence[str]] = None) -> "TrainConfig":
         """Defaults < RUN_DIR/train_config.json < config_file < overrides (flags) < assignments (KEY=VALUE).
 
-        A new run (no train_config.json yet) with init_from takes the model settings of that generator
-        in place of the defaults, so `--init-from default` fine-tunes the embedded model as it was built.
+        A new run (no checkpoint yet) with init_from takes the model settings of that generator in place
+        of the defaults, so `--init-from default` fine-tunes the embedded model as it was built; a resumed
+        one keeps the init_from it was started with (which is not applied again).
         """
         saved = os.path.join(run_dir, RUN_CONFIG_NAME)
-        layers = [(_read_json(saved), saved)] if os.path.isfile(saved) else []
+        saved_cfg = _read_json(saved) if os.path.isfile(saved) else None
+        layers = [(saved_cfg, saved)] if saved_cfg is not None else []
         if config_file is not None:
             layers.append((_read_json(config_file), config_file))
         if overrides:
@@ -181,8 +183,8 @@ class TrainConfig:
         if isinstance(init, str) and init and init != "default":
             init = merged["init_from"] = os.path.abspath(os.path.expanduser(init))
         if _has_checkpoints(run_dir):                   # a resume: init_from has done its work already
-            if os.path.isfile(saved):
-                merged["init_from"] = _read_json(saved).get("init_from", merged["init_from"])
+            if saved_cfg is not None:
+                merged["init_from"] = saved_cfg.get("init_from", merged["init_from"])
         elif isinstance(init, str) and init:
             merged = merge(_generator_model(init))
             merged["init_from"] = init

@@ -348,10 +348,8 @@ class Trainer:
     def _content_loss(self, video: torch.Tensor) -> torch.Tensor:
         """G's content term: 1 - the mean cosine similarity of E's embeddings of two different frames of
         one clip (over every pair of the k frames read, and every clip)."""
-        e = self._embed(video)                                          # [n, k, D]
+        e = self._embed(video)                                          # [n, k, D], k >= 2
         k = e.shape[1]
-        if k < 2:
-            return e.new_zeros(())
         total = e.sum(dim=1).square().sum(dim=1)                        # |sum_i e_i|^2 = k + sum_{i!=j} e_i.e_j
         return 1 - ((total - k) / (k * (k - 1))).mean()
 
@@ -459,9 +457,7 @@ class Trainer:
         if self.step < cfg.d_warmup:                                    # the discriminators catch up first
             D.sync_buffers(self.G, self.dist)                           # w_avg moved with the fakes above
             logs["loss_D"] = d_total
-            keys = sorted(logs)
-            vals = D.all_reduce_mean(torch.stack([logs[k].reshape(()) for k in keys]), self.dist).tolist()
-            return dict(zip(keys, vals))
+            return self._reduce_logs(logs)
         self.G.requires_grad_(True)
         self.opt_G.zero_grad(set_to_none=True)
         g_total = 0
@@ -491,6 +487,10 @@ class Trainer:
         update_ema(self.G_ema, self.G, beta)
 
         logs["loss_D"], logs["loss_G"] = d_total, g_total
+        return self._reduce_logs(logs)
+
+    def _reduce_logs(self, logs: Dict[str, torch.Tensor]) -> Dict[str, float]:
+        """The step's logged values, averaged over ranks, as floats."""
         keys = sorted(logs)
         vals = D.all_reduce_mean(torch.stack([logs[k].reshape(()) for k in keys]), self.dist).tolist()
         return dict(zip(keys, vals))
