@@ -52,7 +52,8 @@ def test_cli_trains_then_resumes_from_the_run_dir_alone(base_run, tmp_path, caps
     (["--frames", "1"], "frames must be at least 2"),
     (["--loss", "softmax"], "loss 'softmax' is unknown"),
     (["--init-from", "no-such-model"], "no-such-model does not exist; pass a model folder"),
-    (["--resolution", "32", "--frames", "4", "--init-from", "default"], "init_from: the generator in default was built with other model settings (model.resolution 64 there, 32 here"),
+    (["--resolution", "32", "--frames", "4", "--init-from", "default"],
+     "init_from: the generator in default was built with other model settings (model.resolution 64 there, 32 here"),
 ])
 def test_bad_options_exit_2(tmp_path, capsys, mm_pack, argv, words):
     code, out, err = _train(capsys, "--data", mm_pack, "--out", str(tmp_path / "run"), *argv)

@@ -24,6 +24,26 @@ def _check_video(x: torch.Tensor, cfg: ModelConfig, who: str) -> None:
         raise InputError(f"{who} expects video [N, 3, T, {r}, {r}], got {tuple(x.shape)}.")
 
 
+def distinct_frames(n: int, t: int, k: int) -> torch.Tensor:
+    """[N, min(k, T)] frame indices, distinct within each clip, from the global CPU RNG."""
+    return torch.rand(n, t).argsort(dim=1)[:, :min(k, t)]
+
+
+def far_apart_pairs(n: int, k: int, t: int) -> torch.Tensor:
+    """[N, k, 2] frame indices (a, b) with a + T // 2 <= b, uniform over the gap, then over a (global CPU RNG)."""
+    gap_min = max(1, t // 2)
+    gap = gap_min + (torch.rand(n, k) * (t - gap_min)).long()            # gap_min .. t - 1
+    a = (torch.rand(n, k) * (t - gap)).long()                             # 0 .. t - 1 - gap
+    return torch.stack([a, a + gap], dim=2)
+
+
+def gather_frames(video: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Frames [N * idx[0].numel(), 3, H, W] of video [N, 3, T, H, W] at per-clip indices idx [N, ...] (CPU)."""
+    n, t = video.shape[0], video.shape[2]
+    flat = (torch.arange(n).reshape(-1, *[1] * (idx.ndim - 1)) * t + idx).reshape(-1).to(video.device)
+    return video.transpose(1, 2).reshape(n * t, 3, *video.shape[3:]).index_select(0, flat)
+
+
 class FrameDiscriminator(nn.Module):
     """2D residual discriminator on `cfg.frame_d_frames` frames drawn from each clip.
 
@@ -49,8 +69,7 @@ class FrameDiscriminator(nn.Module):
 
     def sample_frames(self, n: int, t: int) -> torch.Tensor:
         """[N, k] frame indices, distinct within each clip, from the global CPU RNG."""
-        k = min(self.cfg.frame_d_frames, t)
-        return torch.rand(n, t).argsort(dim=1)[:, :k]
+        return distinct_frames(n, t, self.cfg.frame_d_frames)
 
     def forward(self, video: torch.Tensor, frame_index: Optional[torch.Tensor] = None) -> torch.Tensor:
         _check_video(video, self.cfg, type(self).__name__)
@@ -58,8 +77,7 @@ class FrameDiscriminator(nn.Module):
         idx = self.sample_frames(n, t) if frame_index is None else frame_index.long().cpu()
         idx = idx.reshape(n, -1, self.stack)                              # [N, k, stack]
         k = idx.shape[1]
-        flat = (torch.arange(n)[:, None, None] * t + idx).reshape(-1).to(video.device)   # into [N*T]
-        frames = video.transpose(1, 2).reshape(n * t, 3, *video.shape[3:]).index_select(0, flat)
+        frames = gather_frames(video, idx)                                # [N*k*stack, 3, H, W]
         x = self.from_rgb(frames.reshape(n * k, 3 * self.stack, *video.shape[3:]))   # input [N*k, 3*stack, H, W]
         for block in self.blocks:
             x = block(x)                                                  # [N*k, C, r, r]
@@ -96,11 +114,7 @@ class PairDiscriminator(FrameDiscriminator):
 
     def sample_frames(self, n: int, t: int) -> torch.Tensor:
         """[N, k, 2] frame indices (a, b) with a + T // 2 <= b, uniform over the gap, then over a."""
-        k = self.cfg.pair_d_pairs
-        gap_min = max(1, t // 2)
-        gap = gap_min + (torch.rand(n, k) * (t - gap_min)).long()        # gap_min .. t - 1
-        a = (torch.rand(n, k) * (t - gap)).long()                         # 0 .. t - 1 - gap
-        return torch.stack([a, a + gap], dim=2)
+        return far_apart_pairs(n, self.cfg.pair_d_pairs, t)
 
 
 class ClipDiscriminator(nn.Module):
@@ -174,25 +188,19 @@ class ContentEncoder(nn.Module):
 
     def sample_frames(self, n: int, t: int) -> torch.Tensor:
         """[N, k] frame indices, distinct within each clip, from the global CPU RNG."""
-        k = min(self.cfg.content_frames, t)
-        return torch.rand(n, t).argsort(dim=1)[:, :k]
+        return distinct_frames(n, t, self.cfg.content_frames)
 
     @staticmethod
     def sample_pairs(n: int, t: int) -> torch.Tensor:
         """[N, 2] frame indices (a, b), a + T // 2 <= b: one far-apart pair per clip, from the global CPU RNG."""
-        gap_min = max(1, t // 2)
-        gap = gap_min + (torch.rand(n) * (t - gap_min)).long()           # gap_min .. t - 1
-        a = (torch.rand(n) * (t - gap)).long()                            # 0 .. t - 1 - gap
-        return torch.stack([a, a + gap], dim=1)
+        return far_apart_pairs(n, 1, t)[:, 0]
 
     def forward(self, video: torch.Tensor, frame_index: Optional[torch.Tensor] = None) -> torch.Tensor:
         _check_video(video, self.cfg, "ContentEncoder")
         n, _, t = video.shape[:3]
         idx = self.sample_frames(n, t) if frame_index is None else frame_index.long().cpu().reshape(n, -1)
         k = idx.shape[1]
-        flat = (torch.arange(n)[:, None] * t + idx).reshape(-1).to(video.device)       # into [N*T]
-        frames = video.transpose(1, 2).reshape(n * t, 3, *video.shape[3:]).index_select(0, flat)
-        x = self.from_rgb(self.down(frames))                               # [N*k, C, H/2, W/2]
+        x = self.from_rgb(self.down(gather_frames(video, idx)))           # [N*k, C, H/2, W/2]                               # [N*k, C, H/2, W/2]
         for block in self.blocks:
             x = block(x)
         return self.out(self.fc(x.flatten(1))).reshape(n, k, -1)           # [N, k, w_dim]
