@@ -204,3 +204,76 @@ def test_styles_per_clip_keep_the_weights_and_take_motion_at_the_input_only():
 def test_styles_per_clip_needs_the_style_offset_network():
     with pytest.raises(InputError, match="styles_per_clip needs motion_to_styles true"):
         tiny_config(motion="continuous", styles_per_clip=True, motion_to_styles=False)
+
+
+# ---------------------------------------------------------------------------------------------- motion_warp
+def _set_warp(G, translation=None):
+    """Make G's warp a fixed transform: the identity, or a translation (tx, ty) of every group."""
+    last = G.synthesis.warp.net[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+        if translation is not None:
+            bias = last.bias.view(G.cfg.warp_groups, 2, 3)
+            bias[:, 0, 2], bias[:, 1, 2] = translation[0] / last.bias_gain, translation[1] / last.bias_gain
+
+
+def test_warp_features_moves_each_channel_group_by_its_own_transform():
+    from vidgan.models.synthesis import warp_features
+    x = torch.randn(2, 6, 8, 8)
+    identity = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]])
+    theta = identity.repeat(2, 3, 1, 1)                       # [B=2, K=3, 2, 3]
+    assert torch.equal(warp_features(x, theta), x)            # pixel centres map onto themselves exactly
+    theta[:, 1, 0, 2] = 2 / 8                                 # group 1 reads one pixel to the right
+    out = warp_features(x, theta)
+    assert torch.equal(out[:, :2], x[:, :2]) and torch.equal(out[:, 4:], x[:, 4:])
+    assert torch.allclose(out[:, 2:4, :, :-1], x[:, 2:4, :, 1:], atol=1e-6)
+    assert torch.equal(out[:, 2:4, :, -1], torch.zeros(2, 2, 8))        # zeros come in from outside
+
+
+def test_motion_warp_moves_a_content_map_rendered_once_per_clip():
+    G = build(motion_warp=True, motion_to_styles=False, warp_resolution=8, warp_groups=2)
+    assert not hasattr(G.synthesis, "torgb4")                 # the RGB skip starts at warp_resolution
+    z, m = G.sample_content(2, gen(1)), G.sample_motion(2, 6, gen(2))
+    codes = G.motion_trajectory(m, 6)
+    with torch.no_grad():
+        video = G.synthesize(z, codes)
+        other = G.synthesize(z, G.motion_trajectory(G.sample_motion(2, 6, gen(3)), 6))
+        chunks = torch.cat([G.synthesize(z, codes[:, a:a + 4]) for a in (0, 4)], dim=2)
+        alone = G.synthesize(z[1:], codes[1:])
+    assert video.shape == (2, 3, 6, 32, 32) and torch.isfinite(video).all()
+    assert not torch.allclose(video, other)                   # motion noise moves the frames
+    assert torch.equal(video, chunks) and torch.equal(video[1:], alone)
+    # With the warp fixed at the identity, motion has no way in: every frame of a clip is the same.
+    _set_warp(G)
+    with torch.no_grad():
+        still = G.synthesize(z, codes)
+    assert torch.equal(still, still[:, :, :1].expand_as(still))
+    assert not torch.equal(still[0], still[1])                # while the content still differs by clip
+    # A translation by one pixel of the 8x8 map moves the 32x32 frame by 4 pixels (away from the borders).
+    _set_warp(G, translation=(2 / 8, 0.0))
+    with torch.no_grad():
+        moved = G.synthesize(z, codes)
+    assert torch.allclose(moved[..., 8:24, 12:20], still[..., 8:24, 16:24], atol=1e-5)
+    assert not torch.allclose(moved, still, atol=1e-2)
+
+
+def test_motion_warp_learns_the_transforms_from_the_motion_codes():
+    G = build(motion_warp=True, motion_to_styles=False, warp_resolution=16).train()
+    z, m = G.sample_content(2, gen(1)), G.sample_motion(2, 4, gen(2))
+    G(z, m, frames=4).square().mean().backward()
+    for p in G.synthesis.warp.parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0
+    assert G.synthesis.input_map.weight.shape[1] == G.cfg.w_dim        # the content map sees no motion code
+
+
+def test_motion_warp_settings_are_checked():
+    with pytest.raises(InputError, match="warp_resolution must be a power of two from 4 to resolution"):
+        tiny_config(motion_warp=True, warp_resolution=64)
+    with pytest.raises(InputError, match="warp_resolution must be a power of two"):
+        tiny_config(warp_resolution=12)
+    with pytest.raises(InputError, match=r"warp_groups \(3\) must divide the generator width"):
+        tiny_config(motion_warp=True, warp_groups=3)
+    with pytest.raises(InputError, match="warp_groups must be at least 1"):
+        tiny_config(motion_warp=True, warp_groups=0)
+    tiny_config(warp_groups=3)                                # unused without motion_warp

@@ -124,6 +124,25 @@ def test_pair_discriminator_trains_saves_and_resumes_bit_exactly(tmp_path, make_
     assert all({"loss_Dp", "loss_Gp", "loss_Dp_mismatch"} <= set(s) for s in stats) and "r1_p" in stats[0]
 
 
+def test_a_motion_warp_generator_trains_resumes_bit_exactly_and_loads(tmp_path, make_cfg):
+    import vidgan
+
+    warp = ["model.motion_warp=true", "model.motion_to_styles=false", "model.warp_resolution=8"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    train(make_cfg(a, sets=warp, steps=4, time_offset=4, ckpt_every=2), log=quiet)
+    train(make_cfg(b, sets=warp, steps=2, time_offset=4), log=quiet)
+    train(make_cfg(b, sets=warp, steps=4, time_offset=4), log=quiet)
+    ca, cb = a / "checkpoints" / "step-00000004", b / "checkpoints" / "step-00000004"
+    fa, fb = _files(ca), _files(cb)
+    assert any(k.startswith("synthesis.warp.") for k in fa["G"])
+    for name in fa:
+        assert fa[name].keys() == fb[name].keys() and all(torch.equal(fa[name][k], fb[name][k]) for k in fa[name])
+    G = vidgan.load(str(ca))
+    assert G.cfg.motion_warp and G.cfg.warp_resolution == 8
+    clips = vidgan.generate(G, seed=0, num=2, frames=6)
+    assert clips.shape == (2, 6, 32, 32, 3) and (clips[:, 1:] != clips[:, :1]).any()   # the frames move
+
+
 def test_mismatched_real_clips_join_halves_of_two_clips(tmp_path, make_cfg):
     trainer = Trainer(make_cfg(tmp_path / "run", sets=["model.pair_d=true"], frames=6, batch=3), log=quiet)
     real = torch.arange(3.0).view(3, 1, 1, 1, 1).expand(3, 3, 6, 32, 32)        # clip i is all i

@@ -41,6 +41,12 @@ class ModelConfig:
     styles_per_clip: bool = False        # with motion_to_styles: the style offset network sees a zero motion
                                          # code, so styles are content alone (one per clip) and motion enters
                                          # at the input only; changeable on resume (same weights)
+    motion_warp: bool = False            # the layers up to warp_resolution run once per clip from w_c alone (a
+                                         # content feature map); each frame moves that map by affine transforms
+                                         # of (w_c, m_t), so motion cannot redraw a clip's content
+    warp_resolution: int = 16            # motion_warp: resolution of the moved map (power of two, 4..resolution)
+    warp_groups: int = 2                 # motion_warp: channel groups with a transform each (parts that move
+                                         # independently, e.g. two digits); must divide the width there
     # Synthesis network.
     channel_base: int = 512
     channel_max: int = 128
@@ -130,8 +136,8 @@ class ModelConfig:
                              f"got {self.motion_interp!r}.")
         for name in ("z_dim", "w_dim", "mapping_layers", "motion_dim", "motion_code_dim", "motion_spacing",
                      "time_features", "channel_base", "channel_max", "frame_d_frames", "d_channel_base",
-                     "d_channel_max", "mbstd_group", "pair_d_pairs", "content_frames", "clip_channel_base",
-                     "clip_channel_max"):
+                     "d_channel_max", "mbstd_group", "pair_d_pairs", "content_frames", "warp_groups",
+                     "clip_channel_base", "clip_channel_max"):
             if getattr(self, name) < 1:
                 raise InputError(f"model config {name} must be at least 1, got {getattr(self, name)}.")
         if self.content_encoder and self.content_frames < 2:
@@ -140,6 +146,13 @@ class ModelConfig:
         if self.styles_per_clip and not self.motion_to_styles:
             raise InputError("model config styles_per_clip needs motion_to_styles true (without the style offset "
                              "network the styles are content alone already); set styles_per_clip false.")
+        wr = self.warp_resolution
+        if not (4 <= wr <= r and wr & (wr - 1) == 0):
+            raise InputError(f"model config warp_resolution must be a power of two from 4 to resolution ({r}), "
+                             f"got {wr}.")
+        if self.motion_warp and self.g_width(wr) % self.warp_groups:
+            raise InputError(f"model config warp_groups ({self.warp_groups}) must divide the generator width at "
+                                 f"warp_resolution {wr} ({self.g_width(wr)} channels).")
         if self.clip_input_div not in (1, 2, 4):
             raise InputError(f"model config clip_input_div must be 1, 2 or 4, got {self.clip_input_div}.")
         if self.frame_d_frames > self.frames:

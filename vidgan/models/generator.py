@@ -13,8 +13,9 @@ w_avg: w_c' = w_avg + psi (w_c - w_avg). Per frame, w_t = w_c' + offset(w_c', m_
 with cfg.motion_to_styles False, where motion enters only at the 4x4 input; or, with
 cfg.styles_per_clip, w_t = w_c' + offset(w_c', 0) for every frame: the offset network of a model
 trained with per-frame styles becomes part of the content path) and the synthesis network renders
-each frame from (w_t, m_t). So the same z_c with other motion noise keeps
-the content and changes the motion, and the other way round; psi = 0 gives the average content.
+each frame from (w_t, m_t) (with cfg.motion_warp: from a content feature map rendered once per
+clip from w_c and moved by affine transforms of (w_c, m_t); see synthesis.py). So the same z_c
+with other motion noise keeps the content and changes the motion, and the other way round; psi = 0 gives the average content.
 
 w_avg is an EMA (beta = cfg.w_avg_beta) of the batch mean of w_c, updated inside `synthesize`
 (hence inside forward) whenever the module is in training mode and `track_w_avg` is True; eval mode
@@ -134,7 +135,7 @@ class TemporalGenerator(nn.Module):
         w = wc[:, None].expand(n, t, wc.shape[1]).reshape(n * t, -1)            # [N*T, W]
         if self.motion_style is not None and not self.cfg.styles_per_clip:
             w = w + self.motion_style(torch.cat([w, m], dim=1))               # per-frame offsets
-        frames = self.synthesis(w, m)                                           # [N*T, 3, H, W]
+        frames = self.synthesis(w, m, wc if self.cfg.motion_warp else None)     # [N*T, 3, H, W]
         return frames.reshape(n, t, *frames.shape[1:]).transpose(1, 2).contiguous()  # [N, 3, T, H, W]
 
     def forward(self, z_content: torch.Tensor, motion: torch.Tensor, frames: Optional[int] = None,

@@ -6,54 +6,136 @@ things around from the first layer on). Then at 4x4 one modulated 3x3 conv; for 
 lrelu) and a modulated 3x3 conv; every resolution adds a toRGB output to an FIR-upsampled RGB skip.
 No random noise inputs: the output is a deterministic function of (w, m), and each frame of the
 batch is computed independently of the others.
+
+With cfg.motion_warp the layers up to cfg.warp_resolution run once per clip, from the content
+style w_c alone (the input map sees no motion code), giving a content feature map [C, r, r]. Each
+frame then moves that map: MotionWarp turns [w_c, m_t] into warp_groups affine transforms (the
+identity at initialisation), each group of C / warp_groups channels is resampled through its own
+transform (bilinear, zeros outside), and the layers above warp_resolution render the frame from
+the moved features with the frame's style w_t. The RGB skip starts at warp_resolution. Motion can
+then move, turn or scale what the content map holds but cannot redraw it, so a clip keeps its
+content by construction; with warp_groups >= 2, parts of a frame (two digits) move independently.
 """
 import math
+from typing import Optional
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from vidgan.nn import EqualLinear, StyleConv, ToRGB, Upsample2d
 
 
 class SynthesisBlock(nn.Module):
-    """[B, Cin, r/2, r/2] (+ RGB skip [B, 3, r/2, r/2]) -> [B, Cout, r, r] (+ RGB [B, 3, r, r])."""
+    """[B, Cin, r/2, r/2] (+ RGB skip [B, 3, r/2, r/2]) -> [B, Cout, r, r] (+ RGB [B, 3, r, r]).
+    With rgb=False the block has no toRGB layer and returns features only (see `features`)."""
 
-    def __init__(self, in_channels: int, out_channels: int, w_dim: int, clamp):
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, clamp, rgb: bool = True):
         super().__init__()
         self.conv0 = StyleConv(in_channels, out_channels, w_dim, up=True, clamp=clamp)
         self.conv1 = StyleConv(out_channels, out_channels, w_dim, clamp=clamp)
-        self.torgb = ToRGB(out_channels, w_dim, clamp=clamp)
-        self.up_rgb = Upsample2d()
+        if rgb:
+            self.torgb = ToRGB(out_channels, w_dim, clamp=clamp)
+            self.up_rgb = Upsample2d()
+
+    def features(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return self.conv1(self.conv0(x, w), w)
 
     def forward(self, x: torch.Tensor, img: torch.Tensor, w: torch.Tensor):
-        x = self.conv1(self.conv0(x, w), w)
+        x = self.features(x, w)
         return x, self.up_rgb(img) + self.torgb(x, w)
 
 
+class MotionWarp(nn.Module):
+    """[w_c, m_t] [B, W + M] -> `groups` affine transforms [B, groups, 2, 3] (output -> input coordinates
+    in grid_sample's [-1, 1] convention), the identity at initialisation. An MLP gives 6 numbers per
+    group: the translation and the offset of the 2x2 linear part from the identity."""
+
+    def __init__(self, in_features: int, hidden: int, groups: int):
+        super().__init__()
+        self.groups = groups
+        self.net = nn.Sequential(EqualLinear(in_features, hidden, act="lrelu"), EqualLinear(hidden, 6 * groups))
+        with torch.no_grad():
+            self.net[-1].weight.mul_(0.1)          # start near the identity; training scales it up
+        self.register_buffer("identity", torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.identity + self.net(x).reshape(x.shape[0], self.groups, 2, 3)
+
+
+def warp_features(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """x [B, C, r, r], theta [B, K, 2, 3] -> x with channel group k (C / K channels) resampled at
+    theta_k applied to the output pixel centres (bilinear, zeros outside). The sampling grid is
+    computed element by element in float64, so a frame's result never depends on its batch."""
+    b, c, h, w = x.shape
+    k = theta.shape[1]
+    ys = (torch.arange(h, device=x.device, dtype=torch.float64) * 2 + 1) / h - 1      # pixel centres in [-1, 1]
+    xs = (torch.arange(w, device=x.device, dtype=torch.float64) * 2 + 1) / w - 1
+    t = theta.reshape(b * k, 2, 3).double()[:, :, :, None, None]                       # [BK, 2, 3, 1, 1]
+    grid = t[:, :, 0] * xs[None, None, None, :] + t[:, :, 1] * ys[None, None, :, None] + t[:, :, 2]   # [BK, 2, h, w]
+    grid = grid.permute(0, 2, 3, 1).to(x.dtype)                                         # [BK, h, w, 2] as (x, y)
+    out = F.grid_sample(x.reshape(b * k, c // k, h, w), grid, mode="bilinear", padding_mode="zeros",
+                        align_corners=False)
+    return out.reshape(b, c, h, w)
+
+
 class SynthesisNetwork(nn.Module):
-    """(w [B, W], m [B, M]) -> frames [B, 3, R, R]."""
+    """(w [B, W], m [B, M]) -> frames [B, 3, R, R]; with cfg.motion_warp also the content styles
+    w_c [N, W] of the N clips whose frames make up the batch (B = N * T, clip-major)."""
 
     def __init__(self, cfg):
         super().__init__()
         self.resolution = cfg.resolution
+        self.warp_resolution = cfg.warp_resolution if cfg.motion_warp else None
         clamp = cfg.conv_clamp
         c4 = cfg.g_width(4)
         self.const = nn.Parameter(torch.randn(c4, 4, 4))
-        self.input_map = EqualLinear(cfg.w_dim + cfg.motion_code_dim, c4 * 16)
+        self.input_map = EqualLinear(cfg.w_dim + (0 if cfg.motion_warp else cfg.motion_code_dim), c4 * 16)
         self.conv4 = StyleConv(c4, c4, cfg.w_dim, clamp=clamp)
-        self.torgb4 = ToRGB(c4, cfg.w_dim, clamp=clamp)
+        if not cfg.motion_warp:
+            self.torgb4 = ToRGB(c4, cfg.w_dim, clamp=clamp)
         blocks, cin = [], c4
         for k in range(3, int(math.log2(cfg.resolution)) + 1):
             cout = cfg.g_width(2 ** k)
-            blocks.append(SynthesisBlock(cin, cout, cfg.w_dim, clamp))
+            blocks.append(SynthesisBlock(cin, cout, cfg.w_dim, clamp,
+                                         rgb=not (cfg.motion_warp and 2 ** k <= cfg.warp_resolution)))
             cin = cout
         self.blocks = nn.ModuleList(blocks)
+        if cfg.motion_warp:
+            self.content_blocks = int(math.log2(cfg.warp_resolution)) - 2      # blocks run once per clip
+            self.warp = MotionWarp(cfg.w_dim + cfg.motion_code_dim, cfg.w_dim, cfg.warp_groups)
+            self.torgb_warp = ToRGB(cfg.g_width(cfg.warp_resolution), cfg.w_dim, clamp=clamp)
 
-    def forward(self, w: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    def content_features(self, wc: torch.Tensor) -> torch.Tensor:
+        """motion_warp: content styles w_c [N, W] -> the content feature map [N, C, r, r] (r = warp_resolution)."""
+        x = self.const[None] + self.input_map(wc).reshape(wc.shape[0], *self.const.shape)
+        x = self.conv4(x, wc)
+        for block in self.blocks[:self.content_blocks]:
+            x = block.features(x, wc)
+        return x
+
+    def forward(self, w: torch.Tensor, m: torch.Tensor, wc: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if self.warp_resolution is not None:
+            return self._warped(w, m, wc)
         b = w.shape[0]
         x = self.const[None] + self.input_map(torch.cat([w, m], dim=1)).reshape(b, *self.const.shape)
         x = self.conv4(x, w)                                    # [B, C4, 4, 4]
         img = self.torgb4(x, w)                                 # [B, 3, 4, 4]
         for block in self.blocks:
             x, img = block(x, img, w)                           # [B, C, r, r], [B, 3, r, r]
+        return img
+
+    def _warped(self, w: torch.Tensor, m: torch.Tensor, wc: torch.Tensor) -> torch.Tensor:
+        n = wc.shape[0]
+        t = w.shape[0] // n
+        # [N, C, r, r], once per clip; in eval mode clip by clip, since a conv over a batch of one takes
+        # another code path than a larger batch (~1e-6 apart): a clip then renders the same alone or in a batch.
+        x = self.content_features(wc) if self.training else \
+            torch.cat([self.content_features(wc[i:i + 1]) for i in range(n)])
+        x = x[:, None].expand(n, t, *x.shape[1:]).reshape(n * t, *x.shape[1:])       # [B, C, r, r]
+        wc_t = wc[:, None].expand(n, t, wc.shape[1]).reshape(n * t, -1)              # [B, W]
+        x = warp_features(x, self.warp(torch.cat([wc_t, m], dim=1)))                 # moved per frame
+        img = self.torgb_warp(x, w)                             # [B, 3, r, r]
+        for block in self.blocks[self.content_blocks:]:
+            x, img = block(x, img, w)                           # [B, C, r', r'], [B, 3, r', r']
         return img
