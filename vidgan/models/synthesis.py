@@ -11,8 +11,8 @@ With cfg.motion_warp the layers up to cfg.warp_resolution run once per clip, fro
 style w_c alone (the input map sees no motion code), giving a content feature map [C, r, r]. Each
 frame then moves that map: MotionWarp turns [w_c, m_t] into warp_groups affine transforms (the
 identity at initialisation), each group of C / warp_groups channels is resampled through its own
-transform (bilinear, zeros outside), and the layers above warp_resolution render the frame from
-the moved features with the frame's style w_t. The RGB skip starts at warp_resolution. Motion can
+transform (bilinear; outside the map its edge continues), and the layers above warp_resolution
+render the frame from the moved features with the frame's style w_t. The RGB skip starts at warp_resolution. Motion can
 then move, turn or scale what the content map holds but cannot redraw it, so a clip keeps its
 content by construction; with warp_groups >= 2, parts of a frame (two digits) move independently.
 """
@@ -65,8 +65,9 @@ class MotionWarp(nn.Module):
 
 def warp_features(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     """x [B, C, r, r], theta [B, K, 2, 3] -> x with channel group k (C / K channels) resampled at
-    theta_k applied to the output pixel centres (bilinear, zeros outside). The sampling grid is
-    computed element by element in float64, so a frame's result never depends on its batch."""
+    theta_k applied to the output pixel centres (bilinear; outside the map its edge pixels continue, so
+    a background carries on where the map ends). The sampling grid is computed element by element in
+    float64, so a frame's result never depends on its batch."""
     b, c, h, w = x.shape
     k = theta.shape[1]
     ys = (torch.arange(h, device=x.device, dtype=torch.float64) * 2 + 1) / h - 1      # pixel centres in [-1, 1]
@@ -74,7 +75,7 @@ def warp_features(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     t = theta.reshape(b * k, 2, 3).double()[:, :, :, None, None]                       # [BK, 2, 3, 1, 1]
     grid = t[:, :, 0] * xs[None, None, None, :] + t[:, :, 1] * ys[None, None, :, None] + t[:, :, 2]   # [BK, 2, h, w]
     grid = grid.permute(0, 2, 3, 1).to(x.dtype)                                         # [BK, h, w, 2] as (x, y)
-    out = F.grid_sample(x.reshape(b * k, c // k, h, w), grid, mode="bilinear", padding_mode="zeros",
+    out = F.grid_sample(x.reshape(b * k, c // k, h, w), grid, mode="bilinear", padding_mode="border",
                         align_corners=False)
     return out.reshape(b, c, h, w)
 
