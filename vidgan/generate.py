@@ -76,8 +76,9 @@ def iter_chunks(G, num: int = 1, frames: Optional[int] = None, seed: int = 0, tr
     G = G.to(dev).eval()
     z, motion = sample_latents(G, num, frames, seed, content_seed, motion_seed, dev)
     codes = G.motion_trajectory(motion, frames)  # [N, T, M]
+    content = G.content_map(z, truncation)       # motion_warp models: once for all chunks (else None)
     for a in range(0, frames, batch):
-        yield to_uint8(G.synthesize(z, codes[:, a:a + batch], truncation=truncation))
+        yield to_uint8(G.synthesize(z, codes[:, a:a + batch], truncation=truncation, content=content))
 
 
 def generate(G, seed: int = 0, num: int = 1, frames: Optional[int] = None, truncation: float = 1.0,

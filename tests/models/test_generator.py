@@ -271,9 +271,40 @@ def test_motion_warp_settings_are_checked():
     with pytest.raises(InputError, match="warp_resolution must be a power of two from 4 to resolution"):
         tiny_config(motion_warp=True, warp_resolution=64)
     with pytest.raises(InputError, match="warp_resolution must be a power of two"):
-        tiny_config(warp_resolution=12)
+        tiny_config(motion_warp=True, warp_resolution=12)
+    with pytest.raises(InputError, match="warp_resolution must be a power of two"):
+        tiny_config(motion_warp=True, warp_resolution=2)
     with pytest.raises(InputError, match=r"warp_groups \(3\) must divide the generator width"):
         tiny_config(motion_warp=True, warp_groups=3)
     with pytest.raises(InputError, match="warp_groups must be at least 1"):
         tiny_config(motion_warp=True, warp_groups=0)
-    tiny_config(warp_groups=3)                                # unused without motion_warp
+    tiny_config(warp_groups=3, warp_resolution=12)            # unused without motion_warp
+
+
+def test_warp_features_sample_in_float32_under_autocast():
+    # Under autocast the features arrive in bfloat16; the grid must not be rounded to it (1/3 pixel shifts).
+    from vidgan.models.synthesis import warp_features
+    x = torch.randn(2, 4, 16, 16)
+    theta = torch.tensor([[1.0, 0.02, 1 / 48], [-0.01, 1.0, -1 / 48]]).repeat(2, 2, 1, 1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = warp_features(x.bfloat16(), theta)
+    assert low.dtype == torch.bfloat16
+    assert torch.equal(low, warp_features(x.bfloat16().float(), theta).bfloat16())
+
+
+def test_motion_warp_content_maps_computed_once_render_the_same_frames():
+    G = build(motion_warp=True, motion_to_styles=False, warp_resolution=8)
+    z, m = G.sample_content(3, gen(1)), G.sample_motion(3, 6, gen(2))
+    codes = G.motion_trajectory(m, 6)
+    assert build().content_map(z) is None                     # other models have none
+    with torch.no_grad():
+        content = G.content_map(z, truncation=0.7)
+        whole = G.synthesize(z, codes, truncation=0.7)
+        parts = torch.cat([G.synthesize(z, codes[:, a:a + 2], truncation=0.7, content=content) for a in (0, 2, 4)], 2)
+    assert torch.equal(whole, parts)
+    with pytest.raises(InputError, match="content maps for 2 clips were given with the styles of 3"):
+        G.synthesize(z, codes, content=content[:2])
+    with pytest.raises(InputError, match="needs the content styles wc"):
+        G.synthesis(torch.zeros(6, G.cfg.w_dim), torch.zeros(6, G.cfg.motion_code_dim))
+    with pytest.raises(InputError, match="needs the content styles wc"):
+        G.synthesis(torch.zeros(5, G.cfg.w_dim), torch.zeros(5, G.cfg.motion_code_dim), torch.zeros(2, G.cfg.w_dim))

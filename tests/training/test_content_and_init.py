@@ -172,7 +172,14 @@ def test_init_from_refuses_a_missing_or_mismatched_generator(tmp_path, make_cfg)
     _source_generator(tmp_path, make_cfg, w_dim=32)
     with pytest.raises(InputError, match=r"model\.w_dim 32 there, 16 here\); use the same model settings"):
         Trainer(make_cfg(tmp_path / "b", init_from=str(tmp_path / "source")), log=quiet)
+    _source_generator(tmp_path, make_cfg, motion_warp=True, warp_resolution=8)
+    with pytest.raises(InputError, match=r"\(model\.motion_warp True there, False here\); use the same model"):
+        Trainer(make_cfg(tmp_path / "b", init_from=str(tmp_path / "source"), sets=["model.motion_warp=false"]),
+                log=quiet)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()     # nothing written
+    # warp settings without motion_warp build nothing: a generator that differs only there is taken.
+    _source_generator(tmp_path, make_cfg, warp_groups=4)
+    Trainer(make_cfg(tmp_path / "c", init_from=str(tmp_path / "source")), log=quiet).close()
 
 
 @pytest.mark.parametrize("sets,words", [

@@ -43,7 +43,8 @@ class ModelConfig:
                                          # at the input only; changeable on resume (same weights)
     motion_warp: bool = False            # the layers up to warp_resolution run once per clip from w_c alone (a
                                          # content feature map); each frame moves that map by affine transforms
-                                         # of (w_c, m_t), so motion cannot redraw a clip's content
+                                         # of (w_c, m_t); with motion_to_styles false, motion then cannot
+                                         # redraw a clip's content
     warp_resolution: int = 16            # motion_warp: resolution of the moved map (power of two, 4..resolution)
     warp_groups: int = 2                 # motion_warp: channel groups with a transform each (parts that move
                                          # independently, e.g. two digits); must divide the width there
@@ -70,6 +71,10 @@ class ModelConfig:
     clip_channel_max: int = 64
     clip_diff: bool = True
     clip_input_div: int = 2              # the clip D sees clips FIR-downsampled by 1, 2 or 4
+
+    # Fields that shape nothing while the switch they name is off: two configs that differ only there
+    # (with the switch off in both) build the same networks.
+    INERT_UNLESS = {"warp_resolution": "motion_warp", "warp_groups": "motion_warp"}
 
     def __post_init__(self):
         self.validate()
@@ -104,6 +109,12 @@ class ModelConfig:
         """{key: (self value, other value)} for every field that differs."""
         a, b = self.to_dict(), other.to_dict()
         return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
+
+    @classmethod
+    def inert(cls, key: str, *configs: Dict[str, Any]) -> bool:
+        """Whether field `key` shapes nothing in any of these model config dicts (its switch is off in all)."""
+        switch = cls.INERT_UNLESS.get(key)
+        return switch is not None and not any(isinstance(c, dict) and c.get(switch, False) for c in configs)
 
     # --------------------------------------------------------------------- validation
     def validate(self) -> None:
@@ -147,12 +158,12 @@ class ModelConfig:
             raise InputError("model config styles_per_clip needs motion_to_styles true (without the style offset "
                              "network the styles are content alone already); set styles_per_clip false.")
         wr = self.warp_resolution
-        if not (4 <= wr <= r and wr & (wr - 1) == 0):
+        if self.motion_warp and not (4 <= wr <= r and wr & (wr - 1) == 0):
             raise InputError(f"model config warp_resolution must be a power of two from 4 to resolution ({r}), "
                              f"got {wr}.")
         if self.motion_warp and self.g_width(wr) % self.warp_groups:
             raise InputError(f"model config warp_groups ({self.warp_groups}) must divide the generator width at "
-                                 f"warp_resolution {wr} ({self.g_width(wr)} channels).")
+                             f"warp_resolution {wr} ({self.g_width(wr)} channels).")
         if self.clip_input_div not in (1, 2, 4):
             raise InputError(f"model config clip_input_div must be 1, 2 or 4, got {self.clip_input_div}.")
         if self.frame_d_frames > self.frames:

@@ -120,22 +120,38 @@ class TemporalGenerator(nn.Module):
         self.w_avg.copy_(w.detach().float().mean(dim=0).lerp(self.w_avg, self.cfg.w_avg_beta))
 
     # ------------------------------------------------------------------ rendering
-    def synthesize(self, z_content: torch.Tensor, codes: torch.Tensor, truncation: float = 1.0) -> torch.Tensor:
-        """z_content [N, Z], motion codes [N, T, M] -> video [N, 3, T, H, W]."""
+    def _clip_styles(self, z_content: torch.Tensor, truncation: float) -> torch.Tensor:
+        """w_c [N, W] of each clip (with cfg.styles_per_clip: plus the style offset of a zero motion code)."""
+        wc = self.content_styles(z_content, truncation)
+        if self.motion_style is not None and self.cfg.styles_per_clip:        # the offset sees a zero code
+            wc = wc + self.motion_style(torch.cat([wc, wc.new_zeros(wc.shape[0], self.cfg.motion_code_dim)], dim=1))
+        return wc
+
+    def content_map(self, z_content: torch.Tensor, truncation: float = 1.0) -> Optional[torch.Tensor]:
+        """cfg.motion_warp: the content maps [N, C, r, r] of these clips, to hand to every
+        synthesize(..., content=) call over chunks of their frames (so they are computed once); None otherwise."""
+        if not self.cfg.motion_warp:
+            return None
+        return self.synthesis.content_map(self._clip_styles(z_content, truncation))
+
+    def synthesize(self, z_content: torch.Tensor, codes: torch.Tensor, truncation: float = 1.0,
+                   content: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """z_content [N, Z], motion codes [N, T, M] -> video [N, 3, T, H, W] (content: see content_map)."""
         if z_content.ndim != 2 or z_content.shape[1] != self.cfg.z_dim:
             raise InputError(f"z_content must be [N, {self.cfg.z_dim}], got {tuple(z_content.shape)}.")
         if codes.ndim != 3 or codes.shape[0] != z_content.shape[0] or codes.shape[2] != self.cfg.motion_code_dim:
             raise InputError(f"motion codes must be [{z_content.shape[0]}, T, {self.cfg.motion_code_dim}], "
                              f"got {tuple(codes.shape)}.")
         n, t = codes.shape[:2]
-        wc = self.content_styles(z_content, truncation)                        # [N, W]
+        wc = self._clip_styles(z_content, truncation)                          # [N, W]
         m = codes.reshape(n * t, -1)                                            # [N*T, M]
-        if self.motion_style is not None and self.cfg.styles_per_clip:        # the offset sees a zero code
-            wc = wc + self.motion_style(torch.cat([wc, wc.new_zeros(n, m.shape[1])], dim=1))
         w = wc[:, None].expand(n, t, wc.shape[1]).reshape(n * t, -1)            # [N*T, W]
         if self.motion_style is not None and not self.cfg.styles_per_clip:
             w = w + self.motion_style(torch.cat([w, m], dim=1))               # per-frame offsets
-        frames = self.synthesis(w, m, wc if self.cfg.motion_warp else None)     # [N*T, 3, H, W]
+        if self.cfg.motion_warp:
+            frames = self.synthesis(w, m, wc, content)                         # [N*T, 3, H, W]
+        else:
+            frames = self.synthesis(w, m)
         return frames.reshape(n, t, *frames.shape[1:]).transpose(1, 2).contiguous()  # [N, 3, T, H, W]
 
     def forward(self, z_content: torch.Tensor, motion: torch.Tensor, frames: Optional[int] = None,

@@ -10,11 +10,12 @@ batch is computed independently of the others.
 With cfg.motion_warp the layers up to cfg.warp_resolution run once per clip, from the content
 style w_c alone (the input map sees no motion code), giving a content feature map [C, r, r]. Each
 frame then moves that map: MotionWarp turns [w_c, m_t] into warp_groups affine transforms (the
-identity at initialisation), each group of C / warp_groups channels is resampled through its own
+near the identity at initialisation), each group of C / warp_groups channels is resampled through its own
 transform (bilinear; outside the map its edge continues), and the layers above warp_resolution
-render the frame from the moved features with the frame's style w_t. The RGB skip starts at warp_resolution. Motion can
-then move, turn or scale what the content map holds but cannot redraw it, so a clip keeps its
-content by construction; with warp_groups >= 2, parts of a frame (two digits) move independently.
+render the frame from the moved features with the frame's style w_t. The RGB skip starts at warp_resolution. With
+cfg.motion_to_styles False (w_t = w_c), motion can then move, turn or scale what the content map
+holds but cannot redraw it, so a clip keeps its content by construction; with warp_groups >= 2,
+parts of a frame (two digits) move independently.
 """
 import math
 from typing import Optional
@@ -23,6 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from vidgan.errors import InputError
 from vidgan.nn import EqualLinear, StyleConv, ToRGB, Upsample2d
 
 
@@ -48,8 +50,9 @@ class SynthesisBlock(nn.Module):
 
 class MotionWarp(nn.Module):
     """[w_c, m_t] [B, W + M] -> `groups` affine transforms [B, groups, 2, 3] (output -> input coordinates
-    in grid_sample's [-1, 1] convention), the identity at initialisation. An MLP gives 6 numbers per
-    group: the translation and the offset of the 2x2 linear part from the identity."""
+    in grid_sample's [-1, 1] convention, so a positive x translation moves the content left), near the
+    identity at initialisation. An MLP gives 6 numbers per group: the translation and the offset of the
+    2x2 linear part from the identity."""
 
     def __init__(self, in_features: int, hidden: int, groups: int):
         super().__init__()
@@ -67,17 +70,19 @@ def warp_features(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     """x [B, C, r, r], theta [B, K, 2, 3] -> x with channel group k (C / K channels) resampled at
     theta_k applied to the output pixel centres (bilinear; outside the map its edge pixels continue, so
     a background carries on where the map ends). The sampling grid is computed element by element in
-    float64, so a frame's result never depends on its batch."""
+    float64, so a frame's result never depends on its batch, and the sampling runs in float32 even
+    under autocast (the result takes x's dtype)."""
     b, c, h, w = x.shape
     k = theta.shape[1]
     ys = (torch.arange(h, device=x.device, dtype=torch.float64) * 2 + 1) / h - 1      # pixel centres in [-1, 1]
     xs = (torch.arange(w, device=x.device, dtype=torch.float64) * 2 + 1) / w - 1
     t = theta.reshape(b * k, 2, 3).double()[:, :, :, None, None]                       # [BK, 2, 3, 1, 1]
     grid = t[:, :, 0] * xs[None, None, None, :] + t[:, :, 1] * ys[None, None, :, None] + t[:, :, 2]   # [BK, 2, h, w]
-    grid = grid.permute(0, 2, 3, 1).to(x.dtype)                                         # [BK, h, w, 2] as (x, y)
-    out = F.grid_sample(x.reshape(b * k, c // k, h, w), grid, mode="bilinear", padding_mode="border",
-                        align_corners=False)
-    return out.reshape(b, c, h, w)
+    grid = grid.permute(0, 2, 3, 1).float()                                             # [BK, h, w, 2] as (x, y)
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        out = F.grid_sample(x.float().reshape(b * k, c // k, h, w), grid, mode="bilinear", padding_mode="border",
+                            align_corners=False)
+    return out.reshape(b, c, h, w).to(x.dtype)
 
 
 class SynthesisNetwork(nn.Module):
@@ -107,7 +112,7 @@ class SynthesisNetwork(nn.Module):
             self.warp = MotionWarp(cfg.w_dim + cfg.motion_code_dim, cfg.w_dim, cfg.warp_groups)
             self.torgb_warp = ToRGB(cfg.g_width(cfg.warp_resolution), cfg.w_dim, clamp=clamp)
 
-    def content_features(self, wc: torch.Tensor) -> torch.Tensor:
+    def _content_features(self, wc: torch.Tensor) -> torch.Tensor:
         """motion_warp: content styles w_c [N, W] -> the content feature map [N, C, r, r] (r = warp_resolution)."""
         x = self.const[None] + self.input_map(wc).reshape(wc.shape[0], *self.const.shape)
         x = self.conv4(x, wc)
@@ -115,9 +120,27 @@ class SynthesisNetwork(nn.Module):
             x = block.features(x, wc)
         return x
 
-    def forward(self, w: torch.Tensor, m: torch.Tensor, wc: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def content_map(self, wc: torch.Tensor) -> torch.Tensor:
+        """motion_warp: content styles w_c [N, W] -> content maps [N, C, r, r]. In eval mode clip by clip,
+        since a conv over a batch of one takes another code path than a larger batch (~1e-6 apart): a
+        clip then renders the same alone or in a batch."""
+        if self.training:
+            return self._content_features(wc)
+        return torch.cat([self._content_features(wc[i:i + 1]) for i in range(wc.shape[0])])
+
+    def forward(self, w: torch.Tensor, m: torch.Tensor, wc: Optional[torch.Tensor] = None,
+                content: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """w [B, W], m [B, M] -> frames [B, 3, R, R]. motion_warp: also wc [N, W] (B = N * T, clip-major)
+        and optionally content = content_map(wc), computed once for many calls over frames of the same clips."""
         if self.warp_resolution is not None:
-            return self._warped(w, m, wc)
+            if wc is None or wc.ndim != 2 or wc.shape[0] < 1 or w.shape[0] % wc.shape[0] or w.shape[0] == 0:
+                raise InputError(f"a motion_warp synthesis network needs the content styles wc [N, W] of the N clips "
+                                 f"whose frames make up the batch of {w.shape[0]} frames (a multiple of N), got "
+                                 f"{None if wc is None else tuple(wc.shape)}.")
+            if content is not None and content.shape[0] != wc.shape[0]:
+                raise InputError(f"content maps for {content.shape[0]} clips were given with the styles of "
+                                 f"{wc.shape[0]}; compute them with content_map for the same clips.")
+            return self._warped(w, m, wc, self.content_map(wc) if content is None else content)
         b = w.shape[0]
         x = self.const[None] + self.input_map(torch.cat([w, m], dim=1)).reshape(b, *self.const.shape)
         x = self.conv4(x, w)                                    # [B, C4, 4, 4]
@@ -126,13 +149,9 @@ class SynthesisNetwork(nn.Module):
             x, img = block(x, img, w)                           # [B, C, r, r], [B, 3, r, r]
         return img
 
-    def _warped(self, w: torch.Tensor, m: torch.Tensor, wc: torch.Tensor) -> torch.Tensor:
-        n = wc.shape[0]
+    def _warped(self, w: torch.Tensor, m: torch.Tensor, wc: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        n = wc.shape[0]                                         # x: content maps [N, C, r, r]
         t = w.shape[0] // n
-        # [N, C, r, r], once per clip; in eval mode clip by clip, since a conv over a batch of one takes
-        # another code path than a larger batch (~1e-6 apart): a clip then renders the same alone or in a batch.
-        x = self.content_features(wc) if self.training else \
-            torch.cat([self.content_features(wc[i:i + 1]) for i in range(n)])
         x = x[:, None].expand(n, t, *x.shape[1:]).reshape(n * t, *x.shape[1:])       # [B, C, r, r]
         wc_t = wc[:, None].expand(n, t, wc.shape[1]).reshape(n * t, -1)              # [B, W]
         x = warp_features(x, self.warp(torch.cat([wc_t, m], dim=1)))                 # moved per frame

@@ -36,7 +36,8 @@ import numpy as np
 import torch
 
 from vidgan.errors import CheckpointError, InputError, VidganError
-from vidgan.models import ClipDiscriminator, ContentEncoder, FrameDiscriminator, PairDiscriminator, TemporalGenerator
+from vidgan.models import (ClipDiscriminator, ContentEncoder, FrameDiscriminator, ModelConfig, PairDiscriminator,
+                           TemporalGenerator)
 from vidgan.training import distributed as D
 from vidgan.training.augment import VideoAugment, adjust_p
 from vidgan.training.config import RUN_CONFIG_NAME, TrainConfig
@@ -247,7 +248,8 @@ class Trainer:
         except _CkptError as exc:
             raise InputError(f"init_from: {exc}") from None
         mc = self.cfg.model
-        differ = [k for k in GENERATOR_SETTINGS if getattr(src.cfg, k) != getattr(mc, k)]
+        differ = [k for k in GENERATOR_SETTINGS if getattr(src.cfg, k) != getattr(mc, k)
+                  and not ModelConfig.inert(k, src.cfg.to_dict(), mc.to_dict())]
         if differ:
             raise InputError(f"init_from: the generator in {source} was built with other model settings ("
                              + ", ".join(f"model.{k} {getattr(src.cfg, k)!r} there, {getattr(mc, k)!r} here"

@@ -178,6 +178,7 @@ def find_resumable(run_dir, model_cfg: Dict[str, Any], G_ema: torch.nn.Module, m
     switches turned on, whose module is left as it is (fresh), reported, and named in the returned
     state's "fresh_modules" list (empty otherwise).
     """
+    from vidgan.models import ModelConfig
     from vidgan.training.config import config_diff
 
     problems = []
@@ -189,7 +190,8 @@ def find_resumable(run_dir, model_cfg: Dict[str, Any], G_ema: torch.nn.Module, m
             log(f"warning: {exc} Falling back to the previous checkpoint.")
             continue
         saved = {"model": _with_defaults(train["model"])}  # a field added since then takes its default
-        diff = config_diff(saved, {"model": model_cfg})
+        diff = [k for k in config_diff(saved, {"model": model_cfg})
+                if not (k.startswith("model.") and ModelConfig.inert(k[6:], saved["model"], model_cfg))]
         changed = [k for k in diff if k.split(".", 1)[1] in CHANGEABLE_ON_RESUME]
         added = [k for k in diff if k.split(".", 1)[1] in ADDABLE_ON_RESUME
                  and _get(saved, k) is False and model_cfg.get(k.split(".", 1)[1]) is True]
