@@ -258,6 +258,25 @@ def test_motion_warp_moves_a_content_map_rendered_once_per_clip():
     assert not torch.allclose(moved, still, atol=1e-2)
 
 
+def test_motion_warp_renders_each_group_apart_so_groups_cannot_combine_into_new_shapes():
+    G = build(motion_warp=True, motion_to_styles=False, warp_resolution=8, warp_groups=2)
+    z, m = G.sample_content(2, gen(1)), G.sample_motion(2, 3, gen(2))
+    codes = G.motion_trajectory(m, 3)
+    with torch.no_grad():
+        wc = G.content_styles(z)
+        w = wc[:, None].expand(2, 3, -1).reshape(6, -1)
+        x = G.synthesis.content_map(wc)
+        layers = G.synthesis.render_layers(w, codes.reshape(6, -1), wc, x)
+        x2 = x.clone()
+        x2[:, x.shape[1] // 2:] += 1.0                          # change what group 1 holds
+        layers2 = G.synthesis.render_layers(w, codes.reshape(6, -1), wc, x2)
+        frames = G.synthesize(z, codes).transpose(1, 2).reshape(6, 3, 32, 32)
+    assert layers.shape == (6, 2, 4, 32, 32)                    # RGB and an opacity logit per group
+    assert torch.equal(layers2[:, 0], layers[:, 0]) and not torch.allclose(layers2[:, 1], layers[:, 1])
+    opacity = torch.softmax(layers[:, :, 3:], dim=1)
+    assert torch.allclose(frames, (opacity * layers[:, :, :3]).sum(1), atol=1e-6)
+
+
 def test_motion_warp_learns_the_transforms_from_the_motion_codes():
     G = build(motion_warp=True, motion_to_styles=False, warp_resolution=16).train()
     z, m = G.sample_content(2, gen(1)), G.sample_motion(2, 4, gen(2))

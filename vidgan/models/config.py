@@ -46,8 +46,9 @@ class ModelConfig:
                                          # of (w_c, m_t); with motion_to_styles false, motion then cannot
                                          # redraw a clip's content
     warp_resolution: int = 16            # motion_warp: resolution of the moved map (power of two, 4..resolution)
-    warp_groups: int = 2                 # motion_warp: channel groups with a transform each (parts that move
-                                         # independently, e.g. two digits); must divide the width there
+    warp_groups: int = 2                 # motion_warp: channel groups with a transform each, rendered apart as
+                                         # layers (parts that move independently, e.g. two digits); must
+                                         # divide the width there
     # Synthesis network.
     channel_base: int = 512
     channel_max: int = 128

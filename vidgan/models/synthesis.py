@@ -9,13 +9,15 @@ batch is computed independently of the others.
 
 With cfg.motion_warp the layers up to cfg.warp_resolution run once per clip, from the content
 style w_c alone (the input map sees no motion code), giving a content feature map [C, r, r]. Each
-frame then moves that map: MotionWarp turns [w_c, m_t] into warp_groups affine transforms (the
-near the identity at initialisation), each group of C / warp_groups channels is resampled through its own
-transform (bilinear; outside the map its edge continues), and the layers above warp_resolution
-render the frame from the moved features with the frame's style w_t. The RGB skip starts at warp_resolution. With
-cfg.motion_to_styles False (w_t = w_c), motion can then move, turn or scale what the content map
-holds but cannot redraw it, so a clip keeps its content by construction; with warp_groups >= 2,
-parts of a frame (two digits) move independently.
+frame then moves that map: MotionWarp turns [w_c, m_t] into warp_groups affine transforms (near
+the identity at initialisation), and each group of C / warp_groups channels is resampled through
+its own transform (bilinear; outside the map its edge continues). The layers above
+warp_resolution render each group apart, as a layer (shared weights, the frame's style w_t):
+with one group, the frame; with K > 1, RGB and an opacity logit per layer, and the frame is the
+sum of the layers weighted by the softmax of their opacities at each pixel. The RGB skip starts
+at warp_resolution. With cfg.motion_to_styles False (w_t = w_c), motion can then move, turn or
+scale what each group holds but cannot redraw it, nor combine groups into new shapes, so a clip
+keeps its content by construction, while groups (two digits) move independently.
 """
 import math
 from typing import Optional
@@ -29,15 +31,16 @@ from vidgan.nn import EqualLinear, StyleConv, ToRGB, Upsample2d
 
 
 class SynthesisBlock(nn.Module):
-    """[B, Cin, r/2, r/2] (+ RGB skip [B, 3, r/2, r/2]) -> [B, Cout, r, r] (+ RGB [B, 3, r, r]).
-    With rgb=False the block has no toRGB layer and returns features only (see `features`)."""
+    """[B, Cin, r/2, r/2] (+ RGB skip [B, c, r/2, r/2]) -> [B, Cout, r, r] (+ RGB [B, c, r, r]), c = rgb
+    channels (3, or 4 with an opacity logit). With rgb=0 the block has no toRGB layer and returns features
+    only (see `features`)."""
 
-    def __init__(self, in_channels: int, out_channels: int, w_dim: int, clamp, rgb: bool = True):
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, clamp, rgb: int = 3):
         super().__init__()
         self.conv0 = StyleConv(in_channels, out_channels, w_dim, up=True, clamp=clamp)
         self.conv1 = StyleConv(out_channels, out_channels, w_dim, clamp=clamp)
         if rgb:
-            self.torgb = ToRGB(out_channels, w_dim, clamp=clamp)
+            self.torgb = ToRGB(out_channels, w_dim, channels=rgb, clamp=clamp)
             self.up_rgb = Upsample2d()
 
     def features(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -103,14 +106,23 @@ class SynthesisNetwork(nn.Module):
         blocks, cin = [], c4
         for k in range(3, int(math.log2(cfg.resolution)) + 1):
             cout = cfg.g_width(2 ** k)
-            blocks.append(SynthesisBlock(cin, cout, cfg.w_dim, clamp,
-                                         rgb=not (cfg.motion_warp and 2 ** k <= cfg.warp_resolution)))
+            if cfg.motion_warp and 2 ** k == cfg.warp_resolution * 2:
+                cin //= cfg.warp_groups                         # the layers above render one group at a time
+            content = cfg.motion_warp and 2 ** k <= cfg.warp_resolution
+            blocks.append(SynthesisBlock(cin, cout, cfg.w_dim, clamp, rgb=0 if content else self.rgb_channels(cfg)))
             cin = cout
         self.blocks = nn.ModuleList(blocks)
         if cfg.motion_warp:
+            self.groups = cfg.warp_groups
             self.content_blocks = int(math.log2(cfg.warp_resolution)) - 2      # blocks run once per clip
             self.warp = MotionWarp(cfg.w_dim + cfg.motion_code_dim, cfg.w_dim, cfg.warp_groups)
-            self.torgb_warp = ToRGB(cfg.g_width(cfg.warp_resolution), cfg.w_dim, clamp=clamp)
+            self.torgb_warp = ToRGB(cfg.g_width(cfg.warp_resolution) // cfg.warp_groups, cfg.w_dim,
+                                    channels=self.rgb_channels(cfg), clamp=clamp)
+
+    @staticmethod
+    def rgb_channels(cfg) -> int:
+        """3, or 4 (RGB + an opacity logit) when several warp groups are rendered as layers."""
+        return 4 if cfg.motion_warp and cfg.warp_groups > 1 else 3
 
     def _content_features(self, wc: torch.Tensor) -> torch.Tensor:
         """motion_warp: content styles w_c [N, W] -> the content feature map [N, C, r, r] (r = warp_resolution)."""
@@ -150,12 +162,26 @@ class SynthesisNetwork(nn.Module):
         return img
 
     def _warped(self, w: torch.Tensor, m: torch.Tensor, wc: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        n = wc.shape[0]                                         # x: content maps [N, C, r, r]
+        layers = self.render_layers(w, m, wc, x)                # [B, K, c, R, R]
+        if self.groups == 1:
+            return layers[:, 0]
+        opacity = torch.softmax(layers[:, :, 3:].float(), dim=1).to(layers.dtype)    # [B, K, 1, R, R]
+        return (opacity * layers[:, :, :3]).sum(dim=1)                               # [B, 3, R, R]
+
+    def render_layers(self, w: torch.Tensor, m: torch.Tensor, wc: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """motion_warp: the frame of each warp group alone, [B, K, c, R, R] (c = 3, or 4 with K > 1: RGB and
+        an opacity logit; the frame is the opacity-softmax-weighted sum over the K layers). x: content maps
+        [N, C, r, r]. Each group's channels are moved by its own transform and rendered by the same upper
+        layers, apart from the other groups, so groups moving apart cannot combine into new shapes."""
+        n = wc.shape[0]
         t = w.shape[0] // n
+        k = self.groups
         x = x[:, None].expand(n, t, *x.shape[1:]).reshape(n * t, *x.shape[1:])       # [B, C, r, r]
         wc_t = wc[:, None].expand(n, t, wc.shape[1]).reshape(n * t, -1)              # [B, W]
         x = warp_features(x, self.warp(torch.cat([wc_t, m], dim=1)))                 # moved per frame
-        img = self.torgb_warp(x, w)                             # [B, 3, r, r]
+        x = x.reshape(x.shape[0] * k, x.shape[1] // k, *x.shape[2:])                 # [B*K, C/K, r, r]
+        w = w.repeat_interleave(k, dim=0)                                            # [B*K, W]
+        img = self.torgb_warp(x, w)                             # [B*K, c, r, r]
         for block in self.blocks[self.content_blocks:]:
-            x, img = block(x, img, w)                           # [B, C, r', r'], [B, 3, r', r']
-        return img
+            x, img = block(x, img, w)                           # [B*K, C', r', r'], [B*K, c, r', r']
+        return img.reshape(-1, k, *img.shape[1:])
