@@ -15,7 +15,8 @@ cfg.styles_per_clip, w_t = w_c' + offset(w_c', 0) for every frame: the offset ne
 trained with per-frame styles becomes part of the content path) and the synthesis network renders
 each frame from (w_t, m_t) (with cfg.motion_warp: from a content feature map rendered once per
 clip from w_c and moved by affine transforms of (w_c, m_t); see synthesis.py). So the same z_c
-with other motion noise keeps the content and changes the motion, and the other way round; psi = 0 gives the average content.
+with other motion noise keeps the content and changes the motion, and the other way round;
+psi = 0 gives the average content.
 
 w_avg is an EMA (beta = cfg.w_avg_beta) of the batch mean of w_c, updated inside `synthesize`
 (hence inside forward) whenever the module is in training mode and `track_w_avg` is True; eval mode
