@@ -149,10 +149,7 @@ class TemporalGenerator(nn.Module):
         w = wc[:, None].expand(n, t, wc.shape[1]).reshape(n * t, -1)            # [N*T, W]
         if self.motion_style is not None and not self.cfg.styles_per_clip:
             w = w + self.motion_style(torch.cat([w, m], dim=1))               # per-frame offsets
-        if self.cfg.motion_warp:
-            frames = self.synthesis(w, m, wc, content)                         # [N*T, 3, H, W]
-        else:
-            frames = self.synthesis(w, m)
+        frames = self.synthesis(w, m, wc, content)   # [N*T, 3, H, W]; wc and content serve motion_warp only
         return frames.reshape(n, t, *frames.shape[1:]).transpose(1, 2).contiguous()  # [N, 3, T, H, W]
 
     def forward(self, z_content: torch.Tensor, motion: torch.Tensor, frames: Optional[int] = None,

@@ -143,7 +143,8 @@ class SynthesisNetwork(nn.Module):
     def forward(self, w: torch.Tensor, m: torch.Tensor, wc: Optional[torch.Tensor] = None,
                 content: Optional[torch.Tensor] = None) -> torch.Tensor:
         """w [B, W], m [B, M] -> frames [B, 3, R, R]. motion_warp: also wc [N, W] (B = N * T, clip-major)
-        and optionally content = content_map(wc), computed once for many calls over frames of the same clips."""
+        and optionally content = content_map(wc), computed once for many calls over frames of the same clips
+        (other models ignore both)."""
         if self.warp_resolution is not None:
             if wc is None or wc.ndim != 2 or wc.shape[0] < 1 or w.shape[0] % wc.shape[0] or w.shape[0] == 0:
                 raise InputError(f"a motion_warp synthesis network needs the content styles wc [N, W] of the N clips "
