@@ -286,6 +286,26 @@ def test_motion_warp_learns_the_transforms_from_the_motion_codes():
     assert G.synthesis.input_map.weight.shape[1] == G.cfg.w_dim        # the content map sees no motion code
 
 
+def test_translate_warp_moves_groups_without_turning_or_scaling_them():
+    G = build(motion_warp=True, motion_to_styles=False, warp_resolution=8, warp_groups=2, warp_transform="translate")
+    assert G.synthesis.warp.net[-1].weight.shape[0] == 2 * 2            # a translation per group, nothing else
+    z, m = G.sample_content(3, gen(1)), G.sample_motion(3, 5, gen(2))
+    codes = G.motion_trajectory(m, 5)
+    with torch.no_grad():
+        wc = G.content_styles(z)
+        wc_t = wc[:, None].expand(3, 5, -1).reshape(15, -1)
+        theta = G.synthesis.warp(torch.cat([wc_t, codes.reshape(15, -1)], dim=1))       # [15, 2, 2, 3]
+        video = G.synthesize(z, codes)
+    assert torch.equal(theta[..., :2], torch.eye(2).expand(15, 2, 2, 2))           # exactly no turn, scale, shear
+    assert theta[..., 2].std(dim=0).min() > 0                                       # the translations do vary
+    assert video.shape == (3, 3, 5, 32, 32) and torch.isfinite(video).all()
+    G.train()
+    G(z, m, frames=4).square().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in G.synthesis.warp.parameters())
+    affine = build(motion_warp=True, motion_to_styles=False, warp_resolution=8, warp_groups=2)
+    assert affine.synthesis.warp.net[-1].weight.shape[0] == 6 * 2
+
+
 def test_motion_warp_settings_are_checked():
     with pytest.raises(InputError, match="warp_resolution must be a power of two from 4 to resolution"):
         tiny_config(motion_warp=True, warp_resolution=64)
@@ -297,7 +317,9 @@ def test_motion_warp_settings_are_checked():
         tiny_config(motion_warp=True, warp_groups=3)
     with pytest.raises(InputError, match="warp_groups must be at least 1"):
         tiny_config(motion_warp=True, warp_groups=0)
-    tiny_config(warp_groups=3, warp_resolution=12)            # unused without motion_warp
+    with pytest.raises(InputError, match="warp_transform must be one of affine, translate, got 'rigid'"):
+        tiny_config(motion_warp=True, warp_transform="rigid")
+    tiny_config(warp_groups=3, warp_resolution=12, warp_transform="rigid")     # unused without motion_warp
 
 
 def test_warp_features_sample_in_float32_under_autocast():

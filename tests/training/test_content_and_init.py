@@ -176,6 +176,10 @@ def test_init_from_refuses_a_missing_or_mismatched_generator(tmp_path, make_cfg)
     with pytest.raises(InputError, match=r"\(model\.motion_warp True there, False here\); use the same model"):
         Trainer(make_cfg(tmp_path / "b", init_from=str(tmp_path / "source"), sets=["model.motion_warp=false"]),
                 log=quiet)
+    _source_generator(tmp_path, make_cfg, motion_warp=True, warp_resolution=8, warp_transform="translate")
+    with pytest.raises(InputError, match=r"\(model\.warp_transform 'translate' there, 'affine' here\)"):
+        Trainer(make_cfg(tmp_path / "b", init_from=str(tmp_path / "source"),
+                         sets=["model.warp_transform=affine"]), log=quiet)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()     # nothing written
     # warp settings without motion_warp build nothing: a generator that differs only there is taken.
     _source_generator(tmp_path, make_cfg, warp_groups=4)

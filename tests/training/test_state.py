@@ -110,13 +110,13 @@ def test_checkpoint_older_than_a_new_config_field_still_resumes(tmp_path):
 
 
 def test_warp_settings_without_motion_warp_shape_nothing_on_resume(tmp_path):
-    # warp_resolution and warp_groups build nothing while motion_warp is off: a run resumes silently with
+    # warp_resolution, warp_groups and warp_transform build nothing while motion_warp is off: a run resumes silently with
     # other values; switching motion_warp on is refused like any other change of G's shape.
     run = tmp_path / "run"
     path, G_saved, _ = _save(run, 3)
     messages = []
     G_ema, mods = _models(1)
-    other = ModelConfig(**TINY_MODEL, warp_resolution=8, warp_groups=3).to_dict()
+    other = ModelConfig(**TINY_MODEL, warp_resolution=8, warp_groups=3, warp_transform="translate").to_dict()
     found, state = S.find_resumable(run, other, G_ema, mods, log=messages.append)
     assert found == path and state["step"] == 3 and _same(G_ema, G_saved) and messages == []
     with pytest.raises(CheckpointError, match=r"model\.motion_warp \(checkpoint False, now True\), "

@@ -8,6 +8,7 @@ from vidgan.errors import InputError
 
 MOTIONS = ("continuous", "gru")
 INTERPOLATIONS = ("cubic", "linear")
+WARP_TRANSFORMS = ("affine", "translate")
 
 
 @dataclass
@@ -49,6 +50,8 @@ class ModelConfig:
     warp_groups: int = 2                 # motion_warp: channel groups with a transform each, rendered apart as
                                          # layers (parts that move independently, e.g. two digits); must
                                          # divide the width there
+    warp_transform: str = "affine"       # motion_warp: "affine" (move, turn, scale, shear each group) or
+                                         # "translate" (move only: a group's shape cannot change at all)
     # Synthesis network.
     channel_base: int = 512
     channel_max: int = 128
@@ -75,7 +78,7 @@ class ModelConfig:
 
     # Fields that shape nothing while the switch they name is off: two configs that differ only there
     # (with the switch off in both) build the same networks.
-    INERT_UNLESS = {"warp_resolution": "motion_warp", "warp_groups": "motion_warp"}
+    INERT_UNLESS = {"warp_resolution": "motion_warp", "warp_groups": "motion_warp", "warp_transform": "motion_warp"}
 
     def __post_init__(self):
         self.validate()
@@ -165,6 +168,9 @@ class ModelConfig:
         if self.motion_warp and self.g_width(wr) % self.warp_groups:
             raise InputError(f"model config warp_groups ({self.warp_groups}) must divide the generator width at "
                              f"warp_resolution {wr} ({self.g_width(wr)} channels).")
+        if self.motion_warp and self.warp_transform not in WARP_TRANSFORMS:
+            raise InputError(f"model config warp_transform must be one of {', '.join(WARP_TRANSFORMS)}, "
+                             f"got {self.warp_transform!r}.")
         if self.clip_input_div not in (1, 2, 4):
             raise InputError(f"model config clip_input_div must be 1, 2 or 4, got {self.clip_input_div}.")
         if self.frame_d_frames > self.frames:

@@ -10,14 +10,17 @@ batch is computed independently of the others.
 With cfg.motion_warp the layers up to cfg.warp_resolution run once per clip, from the content
 style w_c alone (the input map sees no motion code), giving a content feature map [C, r, r]. Each
 frame then moves that map: MotionWarp turns [w_c, m_t] into warp_groups affine transforms (near
-the identity at initialisation), and each group of C / warp_groups channels is resampled through
+the identity at initialisation; translations only with cfg.warp_transform "translate"), and each group of C / warp_groups channels is resampled through
 its own transform (bilinear; outside the map its edge continues). The layers above
 warp_resolution render each group apart, as a layer (shared weights, the frame's style w_t):
 with one group, the frame; with K > 1, RGB and an opacity logit per layer, and the frame is the
 sum of the layers weighted by the softmax of their opacities at each pixel. The RGB skip starts
-at warp_resolution. With cfg.motion_to_styles False (w_t = w_c), motion can then move, turn or
-scale what each group holds but cannot redraw it, nor combine groups into new shapes, so a clip
-keeps its content by construction, while groups (two digits) move independently.
+at warp_resolution. With cfg.motion_to_styles False (w_t = w_c), motion cannot redraw what a group
+holds, nor combine groups into new shapes. With "translate" a group's shape is then fixed for the
+clip and only its place changes, while groups (two digits) move independently. "affine" can also
+turn and scale a group, and a scale that changes over the clip can change what the frame shows (a
+map shrunk to a few pixels leaves the upper layers drawing from its border), so only "translate"
+keeps a clip's content by construction.
 """
 import math
 from typing import Optional
@@ -54,19 +57,26 @@ class SynthesisBlock(nn.Module):
 class MotionWarp(nn.Module):
     """[w_c, m_t] [B, W + M] -> `groups` affine transforms [B, groups, 2, 3] (output -> input coordinates
     in grid_sample's [-1, 1] convention, so a positive x translation moves the content left), near the
-    identity at initialisation. An MLP gives 6 numbers per group: the translation and the offset of the
-    2x2 linear part from the identity."""
+    identity at initialisation. An MLP gives per group the translation and, with transform "affine", the
+    offset of the 2x2 linear part from the identity; with "translate" the linear part stays the identity,
+    so a group can only move."""
 
-    def __init__(self, in_features: int, hidden: int, groups: int):
+    def __init__(self, in_features: int, hidden: int, groups: int, transform: str = "affine"):
         super().__init__()
         self.groups = groups
-        self.net = nn.Sequential(EqualLinear(in_features, hidden, act="lrelu"), EqualLinear(hidden, 6 * groups))
+        self.affine = transform == "affine"
+        self.net = nn.Sequential(EqualLinear(in_features, hidden, act="lrelu"),
+                                 EqualLinear(hidden, (6 if self.affine else 2) * groups))
         with torch.no_grad():
             self.net[-1].weight.mul_(0.1)          # start near the identity; training scales it up
         self.register_buffer("identity", torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.identity + self.net(x).reshape(x.shape[0], self.groups, 2, 3)
+        out = self.net(x)
+        if self.affine:
+            return self.identity + out.reshape(x.shape[0], self.groups, 2, 3)
+        shift = out.reshape(x.shape[0], self.groups, 2, 1)
+        return self.identity + F.pad(shift, (2, 0))            # [[1, 0, tx], [0, 1, ty]]
 
 
 def warp_features(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
@@ -115,7 +125,7 @@ class SynthesisNetwork(nn.Module):
         if cfg.motion_warp:
             self.groups = cfg.warp_groups
             self.content_blocks = int(math.log2(cfg.warp_resolution)) - 2      # blocks run once per clip
-            self.warp = MotionWarp(cfg.w_dim + cfg.motion_code_dim, cfg.w_dim, cfg.warp_groups)
+            self.warp = MotionWarp(cfg.w_dim + cfg.motion_code_dim, cfg.w_dim, cfg.warp_groups, cfg.warp_transform)
             self.torgb_warp = ToRGB(cfg.g_width(cfg.warp_resolution) // cfg.warp_groups, cfg.w_dim,
                                     channels=self.rgb_channels(cfg), clamp=clamp)
 
