@@ -21,6 +21,16 @@ and for the model alone:
            means the motion comes from the frame time more than from the noise, so every clip
            of one content repeats the same movement.
 
+and for a model with model.motion_warp, over its group transforms (output -> input coordinates, so an
+area above 1 shrinks the content map) for N clips of content and motion seed 0:
+
+  warp_area        mean |det| of the transforms' 2x2 linear part: 1 when no group is scaled (always
+                   with warp_transform "translate").
+  warp_area_range  mean over clips and groups of (largest - smallest) |det| within the clip: how much a
+                   group's scale changes while the clip plays.
+  warp_shift       mean over clips and groups of the largest distance between two frames' translations,
+                   in frame widths.
+
 FVD (`vidgan eval`) is the quality measure; this only catches the gross failures (no motion,
 motion that is noise, one picture for every seed) and says how the model compares with its data.
 --sheet also writes a contact sheet: one data clip on top, then model clips of seeds 0, 1, 2, every
@@ -54,6 +64,24 @@ def noise_effect(clips: torch.Tensor, other: torch.Tensor) -> float:
     return round((clips - other).abs().mean().item(), 4)
 
 
+def warp_stats(G, num: int, frames: int) -> dict:
+    """The transforms of a motion_warp generator's groups over `num` clips (see the module docstring)."""
+    gen = torch.Generator().manual_seed(0)
+    z = G.sample_content(num, generator=gen)
+    codes = G.motion_trajectory(G.sample_motion(num, frames, generator=gen), frames)       # [N, T, M]
+    with torch.no_grad():
+        wc = G.content_styles(z)
+        wc_t = wc[:, None].expand(num, frames, wc.shape[1]).reshape(num * frames, -1)
+        theta = G.synthesis.warp(torch.cat([wc_t, codes.reshape(num * frames, -1)], dim=1)).double()
+    theta = theta.reshape(num, frames, -1, 2, 3)                                            # [N, T, K, 2, 3]
+    area = torch.linalg.det(theta[..., :2]).abs()                                           # [N, T, K]
+    shift = theta[..., 2] / 2                                                               # frame widths
+    span = (shift[:, :, None] - shift[:, None]).norm(dim=-1).amax(dim=(1, 2))               # [N, K]
+    return {"warp_area": round(area.mean().item(), 4),
+            "warp_area_range": round((area.amax(1) - area.amin(1)).mean().item(), 4),
+            "warp_shift": round(span.mean().item(), 4)}
+
+
 def data_clips(path: str, num: int, frames: int, resolution: int) -> torch.Tensor:
     from vidgan.data import VideoDataset
 
@@ -78,6 +106,8 @@ def main(argv=None) -> int:
     fake = model_clips(G, args.num, frames)
     real = data_clips(args.data, args.num, frames, G.cfg.resolution)
     stats = dict(clip_stats(fake), noise=noise_effect(fake, model_clips(G, args.num, frames, motion_seed=args.num)))
+    if G.cfg.motion_warp:
+        stats.update(warp_stats(G, args.num, frames))
     print(json.dumps({"frames": frames, "num": args.num, "model": stats, "data": clip_stats(real)}))
     if args.sheet:
         from vidgan.export import contact_sheet, write_image

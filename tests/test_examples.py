@@ -67,6 +67,30 @@ def test_noise_effect_is_zero_only_when_the_motion_noise_changes_nothing(motion_
     assert motion_check.noise_effect(a, a) == 0 and motion_check.noise_effect(a, b) > 0
 
 
+def test_warp_stats_measure_how_the_groups_are_scaled_and_moved(motion_check, tmp_path, capsys):
+    torch.manual_seed(0)
+    warp = dict(TINY, motion_warp=True, motion_to_styles=False, warp_resolution=8, warp_groups=2)
+    G = TemporalGenerator(ModelConfig(**warp)).eval()
+    last = G.synthesis.warp.net[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+        bias = last.bias.view(2, 2, 3)
+        bias[0, 0, 0] = bias[0, 1, 1] = 1.0 / last.bias_gain          # group 0 reads twice as far: area 4
+    assert motion_check.warp_stats(G, 3, 4) == {"warp_area": 2.5, "warp_area_range": 0.0, "warp_shift": 0.0}
+    moving = TemporalGenerator(ModelConfig(**dict(warp, warp_transform="translate"))).eval()
+    stats = motion_check.warp_stats(moving, 3, 4)
+    assert stats["warp_area"] == 1.0 and stats["warp_area_range"] == 0.0 and stats["warp_shift"] > 0
+    save_model(tmp_path / "model", moving)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(6):
+        write_image(np.full((32, 32, 3), 20 * i, dtype=np.uint8), str(folder / f"f{i}.png"))
+    assert motion_check.main(["--checkpoint", str(tmp_path / "model"), "--data", str(folder), "--num", "2"]) == 0
+    out = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert out["model"]["warp_area"] == 1.0 and "warp_area" not in out["data"]
+
+
 @pytest.fixture(scope="module")
 def recipe():
     return _example("train_default_model")
