@@ -51,7 +51,7 @@ class ModelConfig:
                                          # layers (parts that move independently, e.g. two digits); must
                                          # divide the width there
     warp_transform: str = "affine"       # motion_warp: "affine" (move, turn, scale, shear each group) or
-                                         # "translate" (move only: a group's shape cannot change at all)
+                                         # "translate" (move only: each group keeps its shape)
     # Synthesis network.
     channel_base: int = 512
     channel_max: int = 128
