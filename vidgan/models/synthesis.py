@@ -11,8 +11,8 @@ With cfg.motion_warp the layers up to cfg.warp_resolution run once per clip, fro
 style w_c alone (the input map sees no motion code), giving a content feature map [C, r, r]. Each
 frame then moves that map: MotionWarp turns [w_c, m_t] into warp_groups affine transforms (near
 the identity at initialisation; translations only with cfg.warp_transform "translate"), and each
-group of C / warp_groups channels is resampled through its own transform (bilinear; outside the map its edge continues). The layers above
-warp_resolution render each group apart, as a layer (shared weights, the frame's style w_t):
+group of C / warp_groups channels is resampled through its own transform (bilinear; outside the
+map its edge continues). The layers above warp_resolution render each group apart, as a layer (shared weights, the frame's style w_t):
 with one group, the frame; with K > 1, RGB and an opacity logit per layer, and the frame is the
 sum of the layers weighted by the softmax of their opacities at each pixel. The RGB skip starts
 at warp_resolution. With cfg.motion_to_styles False (w_t = w_c), motion cannot redraw what a group
