@@ -70,9 +70,7 @@ def warp_stats(G, num: int, frames: int) -> dict:
     z = G.sample_content(num, generator=gen)
     codes = G.motion_trajectory(G.sample_motion(num, frames, generator=gen), frames)       # [N, T, M]
     with torch.no_grad():
-        wc = G.content_styles(z)
-        wc_t = wc[:, None].expand(num, frames, wc.shape[1]).reshape(num * frames, -1)
-        theta = G.synthesis.warp(torch.cat([wc_t, codes.reshape(num * frames, -1)], dim=1)).double()
+        theta = G.synthesis.transforms(G.content_styles(z), codes.reshape(num * frames, -1)).double()
     theta = theta.reshape(num, frames, -1, 2, 3)                                            # [N, T, K, 2, 3]
     area = torch.linalg.det(theta[..., :2]).abs()                                           # [N, T, K]
     shift = theta[..., 2] / 2                                                               # frame widths

@@ -292,9 +292,7 @@ def test_translate_warp_moves_groups_without_turning_or_scaling_them():
     z, m = G.sample_content(3, gen(1)), G.sample_motion(3, 5, gen(2))
     codes = G.motion_trajectory(m, 5)
     with torch.no_grad():
-        wc = G.content_styles(z)
-        wc_t = wc[:, None].expand(3, 5, -1).reshape(15, -1)
-        theta = G.synthesis.warp(torch.cat([wc_t, codes.reshape(15, -1)], dim=1))       # [15, 2, 2, 3]
+        theta = G.synthesis.transforms(G.content_styles(z), codes.reshape(15, -1))      # [15, 2, 2, 3]
         video = G.synthesize(z, codes)
     assert torch.equal(theta[..., :2], torch.eye(2).expand(15, 2, 2, 2))           # exactly no turn, scale, shear
     assert theta[..., 2].std(dim=0).min() > 0                                       # the translations do vary

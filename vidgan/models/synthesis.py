@@ -179,6 +179,13 @@ class SynthesisNetwork(nn.Module):
         opacity = torch.softmax(layers[:, :, 3:].float(), dim=1).to(layers.dtype)    # [B, K, 1, R, R]
         return (opacity * layers[:, :, :3]).sum(dim=1)                               # [B, 3, R, R]
 
+    def transforms(self, wc: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """motion_warp: the groups' transforms [B, K, 2, 3] for content styles wc [N, W] of N clips and the
+        motion codes m [B, M] of their frames (B = N * T, clip-major)."""
+        n = wc.shape[0]
+        wc_t = wc[:, None].expand(n, m.shape[0] // n, wc.shape[1]).reshape(m.shape[0], -1)    # [B, W]
+        return self.warp(torch.cat([wc_t, m], dim=1))
+
     def render_layers(self, w: torch.Tensor, m: torch.Tensor, wc: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """motion_warp: the frame of each warp group alone, [B, K, c, R, R] (c = 3, or 4 with K > 1: RGB and
         an opacity logit; the frame is the opacity-softmax-weighted sum over the K layers). x: content maps
@@ -188,8 +195,7 @@ class SynthesisNetwork(nn.Module):
         t = w.shape[0] // n
         k = self.groups
         x = x[:, None].expand(n, t, *x.shape[1:]).reshape(n * t, *x.shape[1:])       # [B, C, r, r]
-        wc_t = wc[:, None].expand(n, t, wc.shape[1]).reshape(n * t, -1)              # [B, W]
-        x = warp_features(x, self.warp(torch.cat([wc_t, m], dim=1)))                 # moved per frame
+        x = warp_features(x, self.transforms(wc, m))                                 # moved per frame
         x = x.reshape(x.shape[0] * k, x.shape[1] // k, *x.shape[2:])                 # [B*K, C/K, r, r]
         w = w.repeat_interleave(k, dim=0)                                            # [B*K, W]
         img = self.torgb_warp(x, w)                             # [B*K, c, r, r]
