@@ -22,14 +22,17 @@ and for the model alone:
            of one content repeats the same movement.
 
 and for a model with model.motion_warp, over its group transforms (output -> input coordinates, so an
-area above 1 shrinks the content map) for N clips of content and motion seed 0:
+area above 1 shrinks the content map) in the same N model clips:
 
   warp_area        mean |det| of the transforms' 2x2 linear part: 1 when no group is scaled (always
                    with warp_transform "translate").
   warp_area_range  mean over clips and groups of (largest - smallest) |det| within the clip: how much a
                    group's scale changes while the clip plays.
-  warp_shift       mean over clips and groups of the largest distance between two frames' translations,
-                   in frame widths.
+  warp_shift       mean over clips and groups of the largest distance between two frames' positions of
+                   the group's map centre on screen, in frame widths: how far a group travels.
+  warp_reach       mean over clips of the largest distance (along x or y) of any group's map centre from
+                   the frame centre, in frame widths: above 0.5 that centre has left the frame, and a
+                   moved map leaves its edge repeated where it has gone.
 
 FVD (`vidgan eval`) is the quality measure; this only catches the gross failures (no motion,
 motion that is noise, one picture for every seed) and says how the model compares with its data.
@@ -65,19 +68,21 @@ def noise_effect(clips: torch.Tensor, other: torch.Tensor) -> float:
 
 
 def warp_stats(G, num: int, frames: int) -> dict:
-    """The transforms of a motion_warp generator's groups over `num` clips (see the module docstring)."""
-    gen = torch.Generator().manual_seed(0)
-    z = G.sample_content(num, generator=gen)
-    codes = G.motion_trajectory(G.sample_motion(num, frames, generator=gen), frames)       # [N, T, M]
+    """The transforms of a motion_warp generator's groups in the clips that model_clips(G, num, frames)
+    renders (see the module docstring)."""
+    from vidgan.generate import sample_latents
+
+    z, motion = sample_latents(G, num, frames, 0)
     with torch.no_grad():
-        theta = G.synthesis.transforms(G.content_styles(z), codes.reshape(num * frames, -1)).double()
-    theta = theta.reshape(num, frames, -1, 2, 3)                                            # [N, T, K, 2, 3]
-    area = torch.linalg.det(theta[..., :2]).abs()                                           # [N, T, K]
-    shift = theta[..., 2] / 2                                                               # frame widths
-    span = (shift[:, :, None] - shift[:, None]).norm(dim=-1).amax(dim=(1, 2))               # [N, K]
+        theta = G.eval().transforms(z, G.motion_trajectory(motion, frames)).double()       # [N, T, K, 2, 3]
+    linear, offset = theta[..., :2], theta[..., 2:]
+    area = torch.linalg.det(linear).abs()                                                    # [N, T, K]
+    centre = -torch.linalg.solve(linear, offset)[..., 0] / 2      # where the map's centre shows, frame widths
+    span = (centre[:, :, None] - centre[:, None]).norm(dim=-1).amax(dim=(1, 2))            # [N, K]
     return {"warp_area": round(area.mean().item(), 4),
             "warp_area_range": round((area.amax(1) - area.amin(1)).mean().item(), 4),
-            "warp_shift": round(span.mean().item(), 4)}
+            "warp_shift": round(span.mean().item(), 4),
+            "warp_reach": round(centre.abs().amax(dim=(1, 2, 3)).mean().item(), 4)}
 
 
 def data_clips(path: str, num: int, frames: int, resolution: int) -> torch.Tensor:

@@ -77,7 +77,8 @@ def test_warp_stats_measure_how_the_groups_are_scaled_and_moved(motion_check, tm
         last.bias.zero_()
         bias = last.bias.view(2, 2, 3)
         bias[0, 0, 0] = bias[0, 1, 1] = 1.0 / last.bias_gain          # group 0 reads twice as far: area 4
-    assert motion_check.warp_stats(G, 3, 4) == {"warp_area": 2.5, "warp_area_range": 0.0, "warp_shift": 0.0}
+    assert motion_check.warp_stats(G, 3, 4) == {"warp_area": 2.5, "warp_area_range": 0.0, "warp_shift": 0.0,
+                                                "warp_reach": 0.0}
     moving = TemporalGenerator(ModelConfig(**dict(warp, warp_transform="translate"))).eval()
     stats = motion_check.warp_stats(moving, 3, 4)
     assert stats["warp_area"] == 1.0 and stats["warp_area_range"] == 0.0 and stats["warp_shift"] > 0
@@ -89,6 +90,25 @@ def test_warp_stats_measure_how_the_groups_are_scaled_and_moved(motion_check, tm
     assert motion_check.main(["--checkpoint", str(tmp_path / "model"), "--data", str(folder), "--num", "2"]) == 0
     out = json.loads(capsys.readouterr().out.splitlines()[0])
     assert out["model"]["warp_area"] == 1.0 and "warp_area" not in out["data"]
+
+
+def test_warp_stats_reduce_over_frames_within_each_clip_and_measure_on_screen(motion_check, monkeypatch):
+    # Clip 0: group 0 scaled 1, 2, 2 (areas 1, 4, 4) with translations 0, 0.4, 0.8 along x, so its map
+    # centre shows at x = -(t / s) / 2 = 0, -0.1, -0.2 frame widths; group 1 unscaled, moved along y to
+    # 0, 0.1, 0.3. Clip 1: identities.
+    theta = torch.zeros(2, 3, 2, 2, 3)
+    theta[..., 0, 0] = theta[..., 1, 1] = 1.0
+    for f, (s, tx, ty) in enumerate([(1.0, 0.0, 0.0), (2.0, 0.4, -0.2), (2.0, 0.8, -0.6)]):
+        theta[0, f, 0, 0, 0] = theta[0, f, 0, 1, 1] = s
+        theta[0, f, 0, 0, 2] = tx
+        theta[0, f, 1, 1, 2] = ty
+    G = TemporalGenerator(ModelConfig(**dict(TINY, motion_warp=True, motion_to_styles=False, warp_resolution=8,
+                                             warp_groups=2))).eval()
+    monkeypatch.setattr(G, "transforms", lambda z, codes, truncation=1.0: theta)
+    # area: (mean 3 and 1 over clip 0's groups, 1 in clip 1) / 2; range 3 and 0, then 0; shift 0.2 and
+    # 0.3, then 0; reach 0.3, then 0.
+    assert motion_check.warp_stats(G, 2, 3) == {"warp_area": 1.5, "warp_area_range": 0.75, "warp_shift": 0.125,
+                                                "warp_reach": 0.15}
 
 
 @pytest.fixture(scope="module")

@@ -292,7 +292,7 @@ def test_translate_warp_moves_groups_without_turning_or_scaling_them():
     z, m = G.sample_content(3, gen(1)), G.sample_motion(3, 5, gen(2))
     codes = G.motion_trajectory(m, 5)
     with torch.no_grad():
-        theta = G.synthesis.transforms(G.content_styles(z), codes.reshape(15, -1))      # [15, 2, 2, 3]
+        theta = G.transforms(z, codes).reshape(15, 2, 2, 3)
         video = G.synthesize(z, codes)
     assert torch.equal(theta[..., :2], torch.eye(2).expand(15, 2, 2, 2))           # exactly no turn, scale, shear
     assert theta[..., 2].std(dim=0).min() > 0                                       # the translations do vary
@@ -302,6 +302,24 @@ def test_translate_warp_moves_groups_without_turning_or_scaling_them():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in G.synthesis.warp.parameters())
     affine = build(motion_warp=True, motion_to_styles=False, warp_resolution=8, warp_groups=2)
     assert affine.synthesis.warp.net[-1].weight.shape[0] == 6 * 2
+
+
+def test_transforms_are_those_the_frames_are_rendered_with(monkeypatch):
+    # With per-clip styles the clip's style includes the offset network's output: the transforms must too.
+    from vidgan.models import synthesis
+    G = build(motion_warp=True, styles_per_clip=True, warp_resolution=8, warp_groups=2)
+    used = []
+    real = synthesis.warp_features
+    monkeypatch.setattr(synthesis, "warp_features", lambda x, theta: used.append(theta) or real(x, theta))
+    z, codes = G.sample_content(3, gen(1)), G.motion_trajectory(G.sample_motion(3, 5, gen(2)), 5)
+    with torch.no_grad():
+        G.synthesize(z, codes, truncation=0.7)
+        theta = G.transforms(z, codes, truncation=0.7)
+        content_only = G.synthesis.transforms(G.content_styles(z, 0.7), codes.reshape(15, -1))
+    assert theta.shape == (3, 5, 2, 2, 3) and torch.equal(theta.reshape(15, 2, 2, 3), used[0])
+    assert not torch.allclose(content_only, used[0])              # the style offset does change them
+    with pytest.raises(InputError, match="transforms exist only for a model with model.motion_warp"):
+        build().transforms(z, codes)
 
 
 def test_motion_warp_settings_are_checked():

@@ -43,9 +43,10 @@ class ModelConfig:
                                          # code, so styles are content alone (one per clip) and motion enters
                                          # at the input only; changeable on resume (same weights)
     motion_warp: bool = False            # the layers up to warp_resolution run once per clip from w_c alone (a
-                                         # content feature map); each frame moves that map by affine transforms
-                                         # of (w_c, m_t); with motion_to_styles false, motion then cannot
-                                         # redraw what a group holds (an affine warp can still rescale it)
+                                         # content feature map); each frame moves that map by transforms
+                                         # (warp_transform) of (w_c, m_t); with motion_to_styles false, motion
+                                         # then cannot redraw what a group holds (an affine warp can still
+                                         # rescale it)
     warp_resolution: int = 16            # motion_warp: resolution of the moved map (power of two, 4..resolution)
     warp_groups: int = 2                 # motion_warp: channel groups with a transform each, rendered apart as
                                          # layers (parts that move independently, e.g. two digits); must

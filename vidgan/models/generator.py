@@ -14,7 +14,7 @@ with cfg.motion_to_styles False, where motion enters only at the 4x4 input; or, 
 cfg.styles_per_clip, w_t = w_c' + offset(w_c', 0) for every frame: the offset network of a model
 trained with per-frame styles becomes part of the content path) and the synthesis network renders
 each frame from (w_t, m_t) (with cfg.motion_warp: from a content feature map rendered once per
-clip from w_c and moved by affine transforms of (w_c, m_t); see synthesis.py). So the same z_c
+clip from w_c and moved by transforms of (w_c, m_t); see synthesis.py). So the same z_c
 with other motion noise keeps the content and changes the motion, and the other way round;
 psi = 0 gives the average content.
 
@@ -134,6 +134,15 @@ class TemporalGenerator(nn.Module):
         if not self.cfg.motion_warp:
             return None
         return self.synthesis.content_map(self._clip_styles(z_content, truncation))
+
+    def transforms(self, z_content: torch.Tensor, codes: torch.Tensor, truncation: float = 1.0) -> torch.Tensor:
+        """cfg.motion_warp: the transforms [N, T, K, 2, 3] that synthesize(z_content, codes) moves the K
+        groups of each frame's content map by (output -> input coordinates, grid_sample's [-1, 1])."""
+        if not self.cfg.motion_warp:
+            raise InputError("transforms exist only for a model with model.motion_warp.")
+        n, t = codes.shape[:2]
+        theta = self.synthesis.transforms(self._clip_styles(z_content, truncation), codes.reshape(n * t, -1))
+        return theta.reshape(n, t, *theta.shape[1:])
 
     def synthesize(self, z_content: torch.Tensor, codes: torch.Tensor, truncation: float = 1.0,
                    content: Optional[torch.Tensor] = None) -> torch.Tensor:

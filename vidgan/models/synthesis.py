@@ -16,11 +16,13 @@ map its edge continues). The layers above warp_resolution render each group apar
 with one group, the frame; with K > 1, RGB and an opacity logit per layer, and the frame is the
 sum of the layers weighted by the softmax of their opacities at each pixel. The RGB skip starts
 at warp_resolution. With cfg.motion_to_styles False (w_t = w_c), motion cannot redraw what a group
-holds, nor combine groups into new shapes. With "translate" a group's shape is then fixed for the
-clip and only its place changes, while groups (two digits) move independently. "affine" can also
-turn and scale a group, and a scale that changes over the clip can change what the frame shows (a
-map shrunk to a few pixels leaves the upper layers drawing from its border), so only "translate"
-keeps a clip's content by construction.
+holds, nor combine groups into new shapes. With "translate" a group's shape then stays the same
+over the clip and only its place changes (up to what a move cuts off at the frame's edge, the
+map's edge repeated where the map has moved away, and the slight blur of a sub-pixel bilinear
+shift), while groups (two digits) move independently. "affine" can also turn and scale a group,
+and a scale that changes over the clip can change what the frame shows (a map shrunk to a few
+pixels leaves the upper layers drawing from its border), so only "translate" keeps a clip's
+content by construction.
 """
 import math
 from typing import Optional
@@ -30,6 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from vidgan.errors import InputError
+from vidgan.models.config import WARP_TRANSFORMS
 from vidgan.nn import EqualLinear, StyleConv, ToRGB, Upsample2d
 
 
@@ -63,6 +66,8 @@ class MotionWarp(nn.Module):
 
     def __init__(self, in_features: int, hidden: int, groups: int, transform: str = "affine"):
         super().__init__()
+        if transform not in WARP_TRANSFORMS:
+            raise ValueError(f"MotionWarp transform must be one of {WARP_TRANSFORMS}, got {transform!r}.")
         self.groups = groups
         self.affine = transform == "affine"
         self.net = nn.Sequential(EqualLinear(in_features, hidden, act="lrelu"),
