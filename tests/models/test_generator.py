@@ -320,6 +320,8 @@ def test_transforms_are_those_the_frames_are_rendered_with(monkeypatch):
     assert not torch.allclose(content_only, used[0])              # the style offset does change them
     with pytest.raises(InputError, match="transforms exist only for a model with model.motion_warp"):
         build().transforms(z, codes)
+    with pytest.raises(InputError, match=r"motion codes must be \[3, T, "):
+        G.transforms(z, codes[:2])
 
 
 def test_motion_warp_settings_are_checked():

@@ -135,11 +135,19 @@ class TemporalGenerator(nn.Module):
             return None
         return self.synthesis.content_map(self._clip_styles(z_content, truncation))
 
+    def _check_latents(self, z_content: torch.Tensor, codes: torch.Tensor) -> None:
+        if z_content.ndim != 2 or z_content.shape[1] != self.cfg.z_dim:
+            raise InputError(f"z_content must be [N, {self.cfg.z_dim}], got {tuple(z_content.shape)}.")
+        if codes.ndim != 3 or codes.shape[0] != z_content.shape[0] or codes.shape[2] != self.cfg.motion_code_dim:
+            raise InputError(f"motion codes must be [{z_content.shape[0]}, T, {self.cfg.motion_code_dim}], "
+                             f"got {tuple(codes.shape)}.")
+
     def transforms(self, z_content: torch.Tensor, codes: torch.Tensor, truncation: float = 1.0) -> torch.Tensor:
         """cfg.motion_warp: the transforms [N, T, K, 2, 3] that synthesize(z_content, codes) moves the K
         groups of each frame's content map by (output -> input coordinates, grid_sample's [-1, 1])."""
         if not self.cfg.motion_warp:
             raise InputError("transforms exist only for a model with model.motion_warp.")
+        self._check_latents(z_content, codes)
         n, t = codes.shape[:2]
         theta = self.synthesis.transforms(self._clip_styles(z_content, truncation), codes.reshape(n * t, -1))
         return theta.reshape(n, t, *theta.shape[1:])
@@ -147,11 +155,7 @@ class TemporalGenerator(nn.Module):
     def synthesize(self, z_content: torch.Tensor, codes: torch.Tensor, truncation: float = 1.0,
                    content: Optional[torch.Tensor] = None) -> torch.Tensor:
         """z_content [N, Z], motion codes [N, T, M] -> video [N, 3, T, H, W] (content: see content_map)."""
-        if z_content.ndim != 2 or z_content.shape[1] != self.cfg.z_dim:
-            raise InputError(f"z_content must be [N, {self.cfg.z_dim}], got {tuple(z_content.shape)}.")
-        if codes.ndim != 3 or codes.shape[0] != z_content.shape[0] or codes.shape[2] != self.cfg.motion_code_dim:
-            raise InputError(f"motion codes must be [{z_content.shape[0]}, T, {self.cfg.motion_code_dim}], "
-                             f"got {tuple(codes.shape)}.")
+        self._check_latents(z_content, codes)
         n, t = codes.shape[:2]
         wc = self._clip_styles(z_content, truncation)                          # [N, W]
         m = codes.reshape(n * t, -1)                                            # [N*T, M]
