@@ -304,6 +304,26 @@ def test_translate_warp_moves_groups_without_turning_or_scaling_them():
     assert affine.synthesis.warp.net[-1].weight.shape[0] == 6 * 2
 
 
+def test_warp_limit_bounds_the_translations_softly():
+    from vidgan.models.synthesis import MotionWarp
+    x = torch.randn(64, 10, generator=gen(3))
+    for transform in ("translate", "affine"):
+        free = MotionWarp(10, 16, 2, transform)
+        bounded = MotionWarp(10, 16, 2, transform, limit=0.5)
+        bounded.load_state_dict(free.state_dict())
+        with torch.no_grad():
+            for mw in (free, bounded):
+                mw.net[-1].weight.mul_(50.0)                # raw translations far beyond the bound
+            a, b = free(x), bounded(x)
+        assert a[..., 2].abs().max() > 2.0 and b[..., 2].abs().max() <= 0.5
+        assert torch.allclose(b[..., 2], 0.5 * torch.tanh(a[..., 2] / 0.5))
+        assert torch.equal(a[..., :2], b[..., :2])            # the linear part is not bounded
+    G = build(motion_warp=True, motion_to_styles=False, warp_resolution=8, warp_transform="translate", warp_limit=1.0)
+    assert G.synthesis.warp.limit == 1.0
+    with pytest.raises(ValueError, match="limit must be 0 \\(no bound\\) or positive, got -1"):
+        MotionWarp(10, 16, 2, "translate", limit=-1)
+
+
 def test_transforms_are_those_the_frames_are_rendered_with(monkeypatch):
     # With per-clip styles the clip's style includes the offset network's output: the transforms must too.
     from vidgan.models import synthesis
@@ -337,7 +357,9 @@ def test_motion_warp_settings_are_checked():
         tiny_config(motion_warp=True, warp_groups=0)
     with pytest.raises(InputError, match="warp_transform must be one of affine, translate, got 'rigid'"):
         tiny_config(motion_warp=True, warp_transform="rigid")
-    tiny_config(warp_groups=3, warp_resolution=12, warp_transform="rigid")     # unused without motion_warp
+    with pytest.raises(InputError, match="warp_limit must be 0 \\(no bound\\) or positive, got -0.5"):
+        tiny_config(motion_warp=True, warp_limit=-0.5)
+    tiny_config(warp_groups=3, warp_resolution=12, warp_transform="rigid", warp_limit=-0.5)   # unused without motion_warp
 
 
 def test_warp_features_sample_in_float32_under_autocast():

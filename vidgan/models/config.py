@@ -53,6 +53,10 @@ class ModelConfig:
                                          # divide the width there
     warp_transform: str = "affine"       # motion_warp: "affine" (move, turn, scale, shear each group) or
                                          # "translate" (move only: each group keeps its shape)
+    warp_limit: float = 0.0              # motion_warp: soft bound L on each group's translation t, as L * tanh(t / L)
+                                         # (grid units: 2 = a frame width; with "translate" the map centre then
+                                         # stays within L / 2 frame widths of the frame centre, on the frame
+                                         # for L <= 1); 0 = no bound
     # Synthesis network.
     channel_base: int = 512
     channel_max: int = 128
@@ -79,7 +83,8 @@ class ModelConfig:
 
     # Fields that shape nothing while the switch they name is off: two configs that differ only there
     # (with the switch off in both) build the same networks.
-    INERT_UNLESS = {"warp_resolution": "motion_warp", "warp_groups": "motion_warp", "warp_transform": "motion_warp"}
+    INERT_UNLESS = {"warp_resolution": "motion_warp", "warp_groups": "motion_warp", "warp_transform": "motion_warp",
+                    "warp_limit": "motion_warp"}
 
     def __post_init__(self):
         self.validate()
@@ -172,6 +177,8 @@ class ModelConfig:
         if self.motion_warp and self.warp_transform not in WARP_TRANSFORMS:
             raise InputError(f"model config warp_transform must be one of {', '.join(WARP_TRANSFORMS)}, "
                              f"got {self.warp_transform!r}.")
+        if self.motion_warp and self.warp_limit < 0:
+            raise InputError(f"model config warp_limit must be 0 (no bound) or positive, got {self.warp_limit}.")
         if self.clip_input_div not in (1, 2, 4):
             raise InputError(f"model config clip_input_div must be 1, 2 or 4, got {self.clip_input_div}.")
         if self.frame_d_frames > self.frames:

@@ -19,7 +19,8 @@ at warp_resolution. With cfg.motion_to_styles False (w_t = w_c), motion cannot r
 holds, nor combine groups into new shapes. With "translate" a group's shape then stays the same
 over the clip and only its place changes (up to what a move cuts off at the frame's edge, the
 map's edge repeated where the map has moved away, and the slight blur of a sub-pixel bilinear
-shift), while groups (two digits) move independently. "affine" can also turn and scale a group,
+shift), while groups (two digits) move independently; cfg.warp_limit bounds the translations softly,
+so that (with "translate") a group's map cannot be moved off the frame to hide it. "affine" can also turn and scale a group,
 and a scale that changes over the clip can change what the frame shows (a map shrunk to a few
 pixels leaves the upper layers drawing from its border), so only "translate" keeps a clip's
 content by construction.
@@ -62,13 +63,16 @@ class MotionWarp(nn.Module):
     in grid_sample's [-1, 1] convention, so a positive x translation moves the content left), near the
     identity at initialisation. An MLP gives per group the translation and, with transform "affine", the
     offset of the 2x2 linear part from the identity; with "translate" the linear part stays the identity,
-    so a group can only move."""
+    so a group can only move. limit > 0 bounds each translation t softly to limit * tanh(t / limit)."""
 
-    def __init__(self, in_features: int, hidden: int, groups: int, transform: str = "affine"):
+    def __init__(self, in_features: int, hidden: int, groups: int, transform: str = "affine", limit: float = 0.0):
         super().__init__()
         if transform not in WARP_TRANSFORMS:
             raise ValueError(f"MotionWarp transform must be one of {WARP_TRANSFORMS}, got {transform!r}.")
+        if not limit >= 0:
+            raise ValueError(f"MotionWarp limit must be 0 (no bound) or positive, got {limit!r}.")
         self.groups = groups
+        self.limit = float(limit)
         self.affine = transform == "affine"
         self.net = nn.Sequential(EqualLinear(in_features, hidden, act="lrelu"),
                                  EqualLinear(hidden, (6 if self.affine else 2) * groups))
@@ -79,9 +83,14 @@ class MotionWarp(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.net(x)
         if self.affine:
-            return self.identity + out.reshape(x.shape[0], self.groups, 2, 3)
-        shift = out.reshape(x.shape[0], self.groups, 2, 1)
-        return self.identity + F.pad(shift, (2, 0))            # [[1, 0, tx], [0, 1, ty]]
+            linear, shift = out.reshape(x.shape[0], self.groups, 2, 3).split([2, 1], dim=3)
+        else:
+            linear, shift = None, out.reshape(x.shape[0], self.groups, 2, 1)
+        if self.limit > 0:
+            shift = self.limit * torch.tanh(shift / self.limit)
+        if linear is None:
+            return self.identity + F.pad(shift, (2, 0))        # [[1, 0, tx], [0, 1, ty]]
+        return self.identity + torch.cat([linear, shift], dim=3)
 
 
 def warp_features(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
@@ -130,7 +139,8 @@ class SynthesisNetwork(nn.Module):
         if cfg.motion_warp:
             self.groups = cfg.warp_groups
             self.content_blocks = int(math.log2(cfg.warp_resolution)) - 2      # blocks run once per clip
-            self.warp = MotionWarp(cfg.w_dim + cfg.motion_code_dim, cfg.w_dim, cfg.warp_groups, cfg.warp_transform)
+            self.warp = MotionWarp(cfg.w_dim + cfg.motion_code_dim, cfg.w_dim, cfg.warp_groups, cfg.warp_transform,
+                                   cfg.warp_limit)
             self.torgb_warp = ToRGB(cfg.g_width(cfg.warp_resolution) // cfg.warp_groups, cfg.w_dim,
                                     channels=self.rgb_channels(cfg), clamp=clamp)
 

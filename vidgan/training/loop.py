@@ -54,7 +54,7 @@ CONTENT_TAU = 0.1  # temperature of the content encoder's contrastive loss
 GENERATOR_SETTINGS = ("resolution", "z_dim", "w_dim", "mapping_layers", "mapping_lr_mul", "motion", "motion_dim",
                       "motion_code_dim", "motion_spacing", "motion_interp", "time_features", "time_period_min",
                       "time_period_max", "motion_to_styles", "motion_warp", "warp_resolution",
-                      "warp_groups", "warp_transform", "channel_base", "channel_max", "conv_clamp")
+                      "warp_groups", "warp_transform", "warp_limit", "channel_base", "channel_max", "conv_clamp")
 
 
 class TrainingDiverged(VidganError):
