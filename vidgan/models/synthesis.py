@@ -81,16 +81,11 @@ class MotionWarp(nn.Module):
         self.register_buffer("identity", torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.net(x)
-        if self.affine:
-            linear, shift = out.reshape(x.shape[0], self.groups, 2, 3).split([2, 1], dim=3)
-        else:
-            linear, shift = None, out.reshape(x.shape[0], self.groups, 2, 1)
+        out = self.net(x).reshape(x.shape[0], self.groups, 2, -1)
+        offset = out if self.affine else F.pad(out, (2, 0))      # translate: [[0, 0, tx], [0, 0, ty]]
         if self.limit > 0:
-            shift = self.limit * torch.tanh(shift / self.limit)
-        if linear is None:
-            return self.identity + F.pad(shift, (2, 0))        # [[1, 0, tx], [0, 1, ty]]
-        return self.identity + torch.cat([linear, shift], dim=3)
+            offset = torch.cat([offset[..., :2], self.limit * torch.tanh(offset[..., 2:] / self.limit)], dim=3)
+        return self.identity + offset
 
 
 def warp_features(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
