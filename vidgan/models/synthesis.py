@@ -21,9 +21,9 @@ over the clip and only its place changes (up to what a move cuts off at the fram
 map's edge repeated where the map has moved away, and the slight blur of a sub-pixel bilinear
 shift), while groups (two digits) move independently; cfg.warp_limit bounds the translations softly,
 so that (with "translate") a group's map cannot be moved off the frame to hide it. "affine" can also
-turn and scale a group, and a scale that changes over the clip can change what the frame shows (a map shrunk to a few
-pixels leaves the upper layers drawing from its border), so only "translate" keeps a clip's
-content by construction.
+turn and scale a group, and a scale that changes over the clip can change what the frame shows (a
+map shrunk to a few pixels leaves the upper layers drawing from its border), so only "translate"
+keeps a clip's content by construction.
 """
 import math
 from typing import Optional
