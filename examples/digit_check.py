@@ -19,6 +19,11 @@ classes) and prints:
              above 0.5 (a frame it can read).
   stable_legible  stable over each clip's legible frames only (clips with at least two): a digit
              that changes into another, rather than a frame the classifier cannot read.
+  one_region   share of frames whose bright pixels (gray > 0.5, 8-connected, specks under 5 pixels
+             left out) form one region: the two digits touch or overlap, or one of them is gone.
+  two_regions  share of frames with two such regions: two digits apart.
+  more_regions share of frames with three or more: a digit broken into pieces (a few real digits are
+             drawn in two strokes, so the data scores above 0 here too).
 
 With several --checkpoint, "models" maps each to its figures (one classifier judges them all);
 with one (or none: the embedded model), "model" holds them.
@@ -121,6 +126,30 @@ def stability(pairs: torch.Tensor, legible: Optional[torch.Tensor] = None) -> di
     return out
 
 
+def regions(clips: torch.Tensor, threshold: float = 0.5, min_pixels: int = 5) -> dict:
+    """clips float [N, T, H, W, C] in [0, 1] -> the shares of frames whose bright pixels form one, two
+    and more than two 8-connected regions of at least min_pixels pixels (see the module docstring)."""
+    try:
+        from scipy import ndimage
+    except ImportError:
+        raise SystemExit("digit_check: counting a frame's regions needs scipy; install it with "
+                         "`pip install scipy` (or `pip install -e .[test]`).") from None
+    bright = (clips.mean(dim=-1) > threshold).reshape(-1, *clips.shape[2:4]).numpy()
+    counts = []
+    for frame in bright:
+        labels, n = ndimage.label(frame, structure=np.ones((3, 3), bool))
+        sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+        counts.append(int((sizes >= min_pixels).sum()))
+    counts = np.array(counts)
+    return {"one_region": round(float((counts == 1).mean()), 3), "two_regions": round(float((counts == 2).mean()), 3),
+            "more_regions": round(float((counts > 2).mean()), 3)}
+
+
+def figures(net, clips: torch.Tensor) -> dict:
+    """Every figure of the module docstring for clips float [N, T, H, W, C] in [0, 1]."""
+    return dict(stability(*read_digits(net, clips)), **regions(clips))
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Do a Moving MNIST model's digits keep their identity over a clip?")
     p.add_argument("--data", required=True, help="Moving MNIST clips (e.g. data/moving-mnist-64-test.vidpack)")
@@ -150,13 +179,13 @@ def main(argv=None):
         raise SystemExit(f"digit_check: the checkpoints have different resolutions "
                          f"({', '.join(str(G.cfg.resolution) for G in models)}); compare models of one size.")
     net, accuracy = train_classifier(size=res, steps=args.steps, log=lambda m: print(m, file=sys.stderr))
-    figures = [stability(*read_digits(net, model_clips(G, args.num, args.frames))) for G in models]
+    per_model = [figures(net, model_clips(G, args.num, args.frames)) for G in models]
     out = {"frames": args.frames, "num": args.num, "accuracy": accuracy}
     if len(paths) == 1:
-        out["model"] = figures[0]
+        out["model"] = per_model[0]
     else:
-        out["models"] = dict(zip(paths, figures))
-    out["data"] = stability(*read_digits(net, data_clips(args.data, args.num, args.frames, res)))
+        out["models"] = dict(zip(paths, per_model))
+    out["data"] = figures(net, data_clips(args.data, args.num, args.frames, res))
     print(json.dumps(out))
     return 0
 

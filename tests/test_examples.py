@@ -261,6 +261,19 @@ def test_digit_classifier_learns_to_name_held_out_digit_pairs(digit_check):
     assert digit_check.stability(pairs) == {"stable": 1.0, "ends": 1.0}           # a still clip keeps its pair
 
 
+def test_regions_count_the_bright_blobs_of_each_frame(digit_check):
+    frames = torch.zeros(5, 16, 16)
+    frames[0, 2:6, 2:6] = frames[0, 9:13, 9:13] = 1             # two digits apart
+    frames[1, 2:6, 2:6] = frames[1, 6:10, 6:10] = 1             # touching at a corner (8-connected): one
+    frames[2, 2:6, 2:6] = 1
+    frames[2, 12:14, 12:14] = 1                                 # a speck of 4 pixels is not a region
+    frames[3, 1:4, 1:4] = frames[3, 6:9, 6:9] = frames[3, 11:14, 11:14] = 1     # three pieces
+    frames[4, 2:6, 2:6] = 0.4                                   # too dim to count: no region
+    clips = frames.reshape(1, 5, 16, 16, 1).expand(1, 5, 16, 16, 3)
+    assert digit_check.regions(clips) == {"one_region": 0.4, "two_regions": 0.2, "more_regions": 0.2}
+    assert digit_check.regions(clips, threshold=0.3)["one_region"] == 0.6
+
+
 def test_digit_check_runs_on_a_model_and_refuses_bad_counts(digit_check, tmp_path, capsys):
     from vidgan.data import make_moving_mnist
 
@@ -274,6 +287,8 @@ def test_digit_check_runs_on_a_model_and_refuses_bad_counts(digit_check, tmp_pat
     for who in ("model", "data"):
         assert 1 / 4 <= out[who]["stable"] <= 1 and 0 <= out[who]["ends"] <= 1 and 0 <= out[who]["legible"] <= 1
         assert out[who]["stable_legible"] is None or 1 / 4 <= out[who]["stable_legible"] <= 1
+        shares = [out[who][k] for k in ("one_region", "two_regions", "more_regions")]
+        assert all(0 <= x <= 1 for x in shares) and sum(shares) <= 1 + 1e-6
     # Several checkpoints: one classifier judges each (the same weights in two folders: the same figures).
     import shutil
 

@@ -13,18 +13,18 @@ from vidgan.training import state as S
 from .conftest import TINY_MODEL
 
 
-def _models(seed):
+def _models(seed, cfg=None):
     torch.manual_seed(seed)
-    cfg = ModelConfig(**TINY_MODEL)
+    cfg = cfg or ModelConfig(**TINY_MODEL)
     return TemporalGenerator(cfg), {"G": TemporalGenerator(cfg), "Df": FrameDiscriminator(cfg),
                                     "Dc": ClipDiscriminator(cfg)}
 
 
 def _save(run, step, seed=0, keep=3, model=None):
-    G_ema, mods = _models(seed)
+    G_ema, mods = _models(seed, model)
     train = {"model": (model or ModelConfig(**TINY_MODEL)).to_dict(), "batch": 2}
     opt = torch.optim.Adam(mods["G"].parameters())
-    mods["G"](torch.randn(1, 16), mods["G"].sample_motion(1)).mean().backward()
+    mods["G"](torch.randn(1, mods["G"].cfg.z_dim), mods["G"].sample_motion(1)).mean().backward()
     opt.step()
     st = {"step": step, "opt_G": opt.state_dict(), "rng": [S.rng_state()], "lr_scale": 0.5}
     return S.save_checkpoint(run, step, G_ema, mods, st, train, meta={"training": {"steps": step}}, keep=keep), \
@@ -148,6 +148,25 @@ def test_per_clip_styles_resume_a_per_frame_run_and_are_reported(tmp_path):
                                     log=messages.append)
     assert found == path and state["step"] == 3 and _same(G_ema, G_saved) and _same(mods["G"], saved_mods["G"])
     assert messages == [f"note: {path.name} was trained with model.styles_per_clip=False; continuing with True."]
+
+
+def test_a_warp_bound_set_on_a_trained_warp_run_resumes_it_and_is_reported(tmp_path):
+    # warp_limit shapes no parameter: an unbounded motion_warp run may continue with its translations
+    # bounded; its transforms then change (a large translation is pulled in) while every weight is kept.
+    run = tmp_path / "run"
+    warp = dict(TINY_MODEL, motion_warp=True, warp_resolution=8, warp_transform="translate")
+    path, G_saved, saved_mods = _save(run, 3, model=ModelConfig(**warp))
+    messages = []
+    bounded = ModelConfig(**warp, warp_limit=0.25)
+    G_ema, mods = _models(1, bounded)
+    found, state = S.find_resumable(run, bounded.to_dict(), G_ema, mods, log=messages.append)
+    assert found == path and state["step"] == 3 and _same(G_ema, G_saved) and _same(mods["G"], saved_mods["G"])
+    assert messages == [f"note: {path.name} was trained with model.warp_limit=0.0; continuing with 0.25."]
+    x = torch.full((1, G_ema.synthesis.warp.net[0].weight.shape[1]), 3.0)
+    shift = G_ema.synthesis.warp(x)[..., 2].abs()
+    assert shift.max() < 0.25 < G_saved.synthesis.warp(x)[..., 2].abs().max()
+    with pytest.raises(CheckpointError, match=r"model\.warp_groups"):                  # a shaping field still counts
+        S.find_resumable(run, ModelConfig(**dict(warp, warp_groups=4)).to_dict(), *_models(1))
 
 
 def test_a_pair_discriminator_switched_on_starts_fresh_and_is_reported(tmp_path):

@@ -158,8 +158,9 @@ def _with_defaults(model: Any) -> Any:
 
 
 # Model config fields that shape no parameter: a run may continue with a new value (a later phase of
-# training on longer clips, or with per-clip styles, say). Every other field must match the checkpoint's.
-CHANGEABLE_ON_RESUME = ("frames", "pair_d_pairs", "styles_per_clip", "content_frames")
+# training on longer clips, with per-clip styles, or with a bound on the warp's translations, say). Every
+# other field must match the checkpoint's.
+CHANGEABLE_ON_RESUME = ("frames", "pair_d_pairs", "styles_per_clip", "content_frames", "warp_limit")
 # Model config switches that add a module: a run may switch one on, and that module starts from fresh
 # weights (a pair discriminator or a content encoder added to a trained run, say); switching one off is refused.
 ADDABLE_ON_RESUME = {"pair_d": "Dp", "content_encoder": "E"}
