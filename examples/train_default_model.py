@@ -190,7 +190,8 @@ def export(args, cfg, summary):
             if "loss_D" in rec and rec.get("step", 0) <= steps:     # up to the exported checkpoint
                 last = rec
     sets = variant_sets(cfg, args.recipe)
-    command = "python examples/train_default_model.py" + ("" if args.recipe == "default" else f" --recipe {args.recipe}")
+    command = "python examples/train_default_model.py"
+    command += "" if args.recipe == "default" else f" --recipe {args.recipe}"
     meta = {
         "name": "vidgan default model (Moving MNIST 64x64, 2 digits)",
         "frames": 16, "fps": 8,                           # what `vidgan generate` renders by default

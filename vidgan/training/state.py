@@ -201,7 +201,8 @@ def find_resumable(run_dir, model_cfg: Dict[str, Any], G_ema: torch.nn.Module, m
             details = ", ".join(f"{k} (checkpoint {_get(saved, k)!r}, now {_get({'model': model_cfg}, k)!r})"
                                 for k in diff)
             raise CheckpointError(f"{run_dir} holds a checkpoint ({path.name}) from an incompatible config: "
-                                  f"{details}; use the same settings to resume, or a new --out directory.")
+                                  f"{details}; use the same settings to resume, or start a new run in another "
+                                  "directory.")
         try:
             fresh = {ADDABLE_ON_RESUME[k.split(".", 1)[1]] for k in added}
             state = load_checkpoint(path, G_ema, {n: m for n, m in modules.items() if n not in fresh})
