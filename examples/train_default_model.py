@@ -51,14 +51,14 @@ WARP_MODEL = dict(motion_warp=True, motion_to_styles=False, warp_transform="tran
 WARP_PHASES = [dict(until=16967, time_offset=0), dict(until=36533, time_offset=0, warp_limit=1.0),
                dict(until=53816, time_offset=32, warp_limit=1.0),
                dict(until=None, time_offset=32, frames=16, warp_limit=1.0)]
+# Phase keys that are not model fields; the others ("frames", "warp_limit") set the model's.
+PHASE_KEYS = ("until", "time_offset")
 
 
 def recipes():
-    """{name: dict(model=the model fields it sets over MODEL_RECIPE, phases=its phases)}."""
+    """{name: dict(model=the model fields it sets over MODEL_RECIPE, phases=its phases)}, built from the
+    module's PHASES, WARP_MODEL and WARP_PHASES as they stand when called."""
     return {"default": dict(model={}, phases=PHASES), "warp": dict(model=WARP_MODEL, phases=WARP_PHASES)}
-
-# Phase keys that are not model fields; the others ("frames", "warp_limit") set the model's.
-PHASE_KEYS = ("until", "time_offset")
 
 
 def parse_args(argv=None):
