@@ -3,7 +3,8 @@ import os
 
 import pytest
 
-from vidgan._atomic import atomic_dir, atomic_file
+import vidgan._atomic
+from vidgan._atomic import atomic_dir, atomic_file, atomic_write_text
 from vidgan.errors import InputError
 
 
@@ -49,3 +50,46 @@ def test_a_failed_body_leaves_the_old_output(tmp_path):
             open(tmp, "w").write("half")
             raise RuntimeError("stop")
     assert out.read_text() == "old" and sorted(os.listdir(tmp_path)) == ["out.bin"]
+
+
+def test_temp_file_is_a_hidden_sibling_with_the_suffix(tmp_path):
+    with atomic_file(tmp_path / "clip.mp4", suffix=".mp4") as tmp:
+        name = os.path.basename(tmp)
+        assert name.startswith(".clip.mp4.tmp-") and name.endswith(".mp4") and os.path.isfile(tmp)
+        assert os.path.dirname(tmp) == str(tmp_path)
+        open(tmp, "w").write("x")
+    assert sorted(os.listdir(tmp_path)) == ["clip.mp4"]
+
+
+def test_atomic_write_text(tmp_path):
+    out = tmp_path / "a.json"
+    atomic_write_text(out, "one\n")
+    atomic_write_text(out, "two\n")  # replaces by default
+    assert out.read_text() == "two\n"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(out).st_mode & 0o777 == 0o666 & ~umask
+    with pytest.raises(InputError, match="config .* already exists"):
+        atomic_write_text(out, "three\n", overwrite=False, what="config")
+    with pytest.raises(InputError, match="does not exist"):
+        atomic_write_text(tmp_path / "missing" / "a.json", "x")
+    assert out.read_text() == "two\n" and sorted(os.listdir(tmp_path)) == ["a.json"]
+
+
+def test_a_failed_folder_swap_puts_the_old_folder_back(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "frame_0.png").write_text("old")
+    real_replace, calls = os.replace, []
+
+    def replace(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:  # moving the new folder in
+            raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    monkeypatch.setattr(vidgan._atomic.os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_dir(out, overwrite=True) as tmp:
+            open(os.path.join(tmp, "frame_1.png"), "w").write("new")
+    assert os.listdir(out) == ["frame_0.png"] and sorted(os.listdir(tmp_path)) == ["out"]

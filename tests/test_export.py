@@ -443,9 +443,9 @@ def test_upscale_nearest():
 
 
 def test_ffmpeg_failure_is_an_error_and_leaves_no_file(tmp_path, monkeypatch):
-    import vidgan.export as export
+    import vidgan.export.encode as encode
 
-    monkeypatch.setattr(export, "_encoder_args", lambda *a: ("libx264", "yuv420p", ["-no_such_option", "1"]))
+    monkeypatch.setattr(encode, "_encoder_args", lambda *a: ("libx264", "yuv420p", ["-no_such_option", "1"]))
     with pytest.raises(OSError):
         write_video(smooth_clip(t=30, h=64, w=64), tmp_path / "clip.mp4", fps=8)
     assert listing(tmp_path) == []
@@ -492,3 +492,15 @@ def test_real_ctrl_c_leaves_no_file(tmp_path, ext):
             proc.wait()
     assert b"KeyboardInterrupt" in err, err.decode()
     assert listing(tmp_path / "out") == []
+
+
+def test_export_is_a_leaf_package_with_its_public_names_at_the_top():
+    import sys
+
+    script = ("import sys, vidgan.export as e\n"
+              "missing = [n for n in e.__all__ if not hasattr(e, n)]\n"
+              "heavy = [m for m in sys.modules if m.startswith(('vidgan.models', 'vidgan.training', "
+              "'vidgan.checkpoint', 'torch'))]\n"
+              "print(missing, heavy)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[] []"

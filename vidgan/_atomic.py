@@ -37,12 +37,18 @@ def _remove(path):
 
 
 def _swap_in(tmp, out):
-    """Move `tmp` onto `out`, replacing what is there (file or folder) without a window of neither."""
+    """Move `tmp` onto `out`. A file replaces a file in one rename; a folder is moved aside first
+    (briefly leaving neither) and put back if the second rename fails."""
     if os.path.lexists(out) and (os.path.isdir(out) or os.path.isdir(tmp)):
         trash = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.old-", dir=os.path.dirname(out))
         old = os.path.join(trash, "old")
         os.replace(out, old)
-        os.replace(tmp, out)
+        try:
+            os.replace(tmp, out)
+        except BaseException:
+            os.replace(old, out)                 # put the previous output back
+            os.rmdir(trash)
+            raise
         shutil.rmtree(trash, ignore_errors=True)
     else:
         os.replace(tmp, out)
@@ -65,8 +71,8 @@ def atomic_dir(out, overwrite=False, what="output folder", owned=None):
             raise InputError(f"{what} {out} holds files this command did not write (e.g. {foreign[0]!r}), "
                              "so --overwrite will not replace it; choose another folder or empty it first.")
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.tmp-", dir=os.path.dirname(out))
-    os.chmod(tmp, _default_mode(True))
     try:
+        os.chmod(tmp, _default_mode(True))
         yield tmp
         _swap_in(tmp, out)
     except BaseException:
@@ -75,17 +81,29 @@ def atomic_dir(out, overwrite=False, what="output folder", owned=None):
 
 
 @contextlib.contextmanager
-def atomic_file(out, overwrite=False, what="output file"):
-    """Yield a temporary file path beside `out`; on success it is renamed to `out` (never onto a folder)."""
+def atomic_file(out, overwrite=False, what="output file", suffix=""):
+    """Yield a temporary file path beside `out`; on success it is renamed to `out` (never onto a folder).
+
+    The temporary file exists (empty) and is named ``.NAME.tmp-XXXXXXXX<suffix>``: pass the target's
+    extension as `suffix` for writers that pick the format from it (ffmpeg). `out` ends up with the
+    permissions a plain open() would give.
+    """
     out = check_target(out, overwrite, what)
     if os.path.isdir(out):
         raise InputError(f"{out} is a folder, but {what} is a file; choose another path.")
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(out)}.tmp-", dir=os.path.dirname(out))
-    os.close(fd)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(out)}.tmp-", suffix=suffix, dir=os.path.dirname(out))
     try:
+        os.close(fd)
         yield tmp
         os.chmod(tmp, _default_mode(False))  # after writing: some writers recreate the file
         _swap_in(tmp, out)
     except BaseException:
         _remove(tmp)
         raise
+
+
+def atomic_write_text(out, text, overwrite=True, what="output file"):
+    """Write the str `text` to `out` through `atomic_file` (UTF-8); replaces an existing file by default."""
+    with atomic_file(out, overwrite, what) as tmp:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)

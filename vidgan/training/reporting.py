@@ -7,7 +7,6 @@
 """
 import json
 import math
-import os
 import sys
 import time
 from collections import defaultdict
@@ -16,6 +15,8 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 import torch
+
+from vidgan._atomic import atomic_write_text
 
 STATS_FILE = "stats.jsonl"
 
@@ -44,9 +45,7 @@ def truncate_stats(run_dir, step: int) -> None:
                 keep.append(line)
         except ValueError:
             continue  # a torn last line from a killed run
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(s + "\n" for s in keep))
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(s + "\n" for s in keep), what="stats file")
 
 
 class Reporter:

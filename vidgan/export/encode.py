@@ -1,13 +1,11 @@
-"""Frames -> browser-playable MP4, WebM, GIF or a folder of PNG frames.
+"""Frames -> browser-playable MP4, WebM, GIF, a folder of PNG frames, or one PNG/JPEG image.
 
 Frames handed in are ``uint8 [T, H, W, 3]`` (numpy or torch), ``[T, H, W, 1]`` grayscale, or
 any iterable of ``[H, W, 3]`` / ``[H, W, 1]`` frames (streamed: long videos never sit in memory
 whole). Float frames are accepted only with an explicit ``input_range`` such as ``(-1, 1)``.
 
-Every output is written to a temporary name in the target folder and renamed over the target
-only when complete, so a failure or Ctrl-C never leaves a half-written file behind.
-
-This module is a leaf: it imports numpy, Pillow and imageio-ffmpeg, never vidgan's models.
+Every output is built under a hidden temporary name beside the target (vidgan._atomic) and renamed
+over it only when complete, so a failure or Ctrl-C never leaves a half-written file behind.
 """
 from __future__ import annotations
 
@@ -15,18 +13,18 @@ import functools
 import math
 import os
 import re
-import secrets
-import shutil
 import subprocess
 from fractions import Fraction
-from typing import Iterator, Optional, Sequence, Tuple, Union
+from typing import Optional, Tuple
 
 import numpy as np
 
+from vidgan._atomic import atomic_dir, atomic_file
 from vidgan.errors import InputError
+from vidgan.export.frames import Range, check_frame, frame_source, parse_range, to_numpy
 
-__all__ = ["write_video", "check_output", "write_image", "to_uint8", "make_grid", "contact_sheet",
-           "upscale_nearest", "VIDEO_FORMATS", "DEFAULT_CRF"]
+__all__ = ["write_video", "check_output", "write_image", "VIDEO_FORMATS", "DEFAULT_CRF",
+           "X264_PRESETS", "FRAME_NAME"]
 
 VIDEO_FORMATS = (".mp4", ".webm", ".gif")     # plus a folder of PNG frames (no extension or a trailing /)
 DEFAULT_CRF = {".mp4": 18, ".webm": 32}         # x264 CRF 0..51, VP9 CRF 0..63; lower = better
@@ -35,119 +33,8 @@ FRAME_NAME = "frame_{:06d}.png"                 # names inside a PNG-frame folde
 _FRAME_RE = re.compile(r"^frame_\d{6,}\.png$")
 _IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
-Range = Union[str, Sequence[float], None]
 
-
-# ----------------------------------------------------------------------------- input checks
-def _parse_range(input_range: Range, name: str = "input_range") -> Optional[Tuple[float, float]]:
-    """'-1,1' / '0,1' / (lo, hi) -> (lo, hi) floats with lo < hi; None stays None."""
-    if input_range is None:
-        return None
-    try:
-        if isinstance(input_range, str):
-            parts = [float(p) for p in input_range.replace(":", ",").split(",")]
-        else:
-            parts = [float(p) for p in input_range]
-        lo, hi = parts
-    except (TypeError, ValueError):
-        raise InputError(f"{name}={input_range!r} is not a range; pass two numbers such as (-1, 1) or \"0,1\".") \
-            from None
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-        raise InputError(f"{name}={input_range!r} must be two finite numbers low < high, such as (-1, 1).")
-    return lo, hi
-
-
-def _to_numpy(x, what: str) -> np.ndarray:
-    """numpy/torch/array-like -> numpy array (torch: detached, on CPU; half types widened)."""
-    if hasattr(x, "detach") and hasattr(x, "cpu"):          # a torch tensor, without importing torch
-        x = x.detach().cpu()
-        if str(x.dtype) in ("torch.bfloat16", "torch.float16"):
-            x = x.float()
-        return x.numpy()
-    try:
-        return np.asarray(x)
-    except Exception:
-        raise InputError(f"{what} is a {type(x).__name__}, not an array; pass uint8 [T, H, W, 3] frames "
-                         "(numpy or torch) or an iterable of [H, W, 3] frames.") from None
-
-
-def _scale_to_uint8(x: np.ndarray, rng: Tuple[float, float], what: str) -> np.ndarray:
-    """Float array in [lo, hi] -> uint8 [0, 255] (clipped, rounded half to even); NaN/Inf -> InputError."""
-    if not np.isfinite(x).all():
-        raise InputError(f"{what} contains NaN or Inf values; fix the values before exporting.")
-    lo, hi = rng
-    y = (x.astype(np.float32, copy=False) - np.float32(lo)) * np.float32(255.0 / (hi - lo))
-    return np.rint(np.clip(y, 0.0, 255.0)).astype(np.uint8)
-
-
-def _check_frame(f, rng, what: str, size=None) -> np.ndarray:
-    """One frame -> contiguous uint8 [H, W, 3]; raises InputError naming `what` if it is unusable."""
-    a = _to_numpy(f, what)
-    if a.ndim != 3 or a.shape[-1] not in (1, 3):
-        raise InputError(f"{what} has shape {tuple(a.shape)}; each frame must be [H, W, 3] (RGB) or "
-                         "[H, W, 1] (grayscale).")
-    if a.shape[0] < 1 or a.shape[1] < 1:
-        raise InputError(f"{what} has shape {tuple(a.shape)}; frames need at least 1x1 pixels.")
-    a = _convert_dtype(a, rng, what)
-    if a.shape[-1] == 1:
-        a = np.repeat(a, 3, axis=-1)
-    if size is not None and a.shape[:2] != size:
-        raise InputError(f"{what} is {a.shape[1]}x{a.shape[0]} but the first frame is {size[1]}x{size[0]}; "
-                         "all frames of one video must have the same size.")
-    return np.ascontiguousarray(a)
-
-
-def _convert_dtype(a: np.ndarray, rng, what: str) -> np.ndarray:
-    if a.dtype == np.uint8:
-        if rng is not None:
-            raise InputError(f"{what} is already uint8 but input_range={rng} was given; input_range is only "
-                             "for float frames, so drop it.")
-        return a
-    if np.issubdtype(a.dtype, np.floating):
-        if rng is None:
-            raise InputError(f"{what} is {a.dtype}; pass uint8 frames, or say how to read floats with "
-                             "input_range=(-1, 1) or input_range=(0, 1).")
-        return _scale_to_uint8(a, rng, what)
-    raise InputError(f"{what} has dtype {a.dtype}; pass uint8 frames (0..255), or float frames with "
-                     "input_range=(-1, 1) or (0, 1).")
-
-
-def _frame_source(frames, rng) -> Tuple[np.ndarray, Iterator[np.ndarray]]:
-    """Validate the first frame eagerly; return it and a lazy iterator over the checked remaining frames."""
-    if frames is None or isinstance(frames, (str, bytes, os.PathLike)):
-        raise InputError(f"frames is {type(frames).__name__}; pass uint8 [T, H, W, 3] frames (numpy or torch) "
-                         "or an iterable of [H, W, 3] frames.")
-    is_array = isinstance(frames, np.ndarray) or (hasattr(frames, "detach") and hasattr(frames, "shape"))
-    if is_array:
-        shape = tuple(frames.shape)
-        if len(shape) != 4 or shape[-1] not in (1, 3):
-            hint = " (several clips: tile them with make_grid or write one file per clip)" if len(shape) == 5 else ""
-            raise InputError(f"frames has shape {shape}; a video must be [T, H, W, 3] (or [T, H, W, 1] "
-                             f"grayscale){hint}.")
-        if shape[0] == 0:
-            raise InputError("frames is empty (T = 0); a video needs at least one frame.")
-        items = iter(frames)
-    else:
-        try:
-            items = iter(frames)
-        except TypeError:
-            raise InputError(f"frames is a {type(frames).__name__}; pass uint8 [T, H, W, 3] frames (numpy or "
-                             "torch) or an iterable of [H, W, 3] frames.") from None
-    try:
-        first = next(items)
-    except StopIteration:
-        raise InputError("frames is empty; a video needs at least one frame.") from None
-    first = _check_frame(first, rng, "frame 0")
-    size = first.shape[:2]
-
-    def rest():
-        for i, f in enumerate(items, start=1):
-            yield _check_frame(f, rng, f"frame {i}", size)
-
-    return first, rest()
-
-
-# ----------------------------------------------------------------------------- paths and atomic writes
+# ----------------------------------------------------------------------------- output paths
 def _classify(path) -> Tuple[str, str]:
     """path -> (absolute target, kind) with kind in .mp4 / .webm / .gif / 'frames'."""
     raw = os.path.expanduser(os.fspath(path))
@@ -203,34 +90,6 @@ def _make_parent(target: str) -> None:
     except OSError as exc:
         raise InputError(f"cannot create the folder {parent} for {target}: {exc.strerror}; choose a "
                          "writable location.") from None
-
-
-def _temp_name(target: str, suffix: str = "") -> str:
-    """A hidden name beside the target: .<name>.tmp-<random><suffix> (suffix keeps the extension)."""
-    parent, name = os.path.split(target.rstrip(os.sep))
-    return os.path.join(parent, f".{name}.tmp-{secrets.token_hex(4)}{suffix}")
-
-
-def _create_temp_file(target: str, suffix: str) -> str:
-    """Create an empty temp file (permissions from the umask, like a normal file) and return its path."""
-    for _ in range(100):
-        tmp = _temp_name(target, suffix)
-        try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-            return tmp
-        except FileExistsError:
-            continue
-    raise OSError(f"could not create a temporary file beside {target}")
-
-
-def _remove(path: str) -> None:
-    try:
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 # ----------------------------------------------------------------------------- ffmpeg encoding
@@ -383,21 +242,6 @@ def _write_frames_folder(first, rest, tmpdir) -> int:
     return count
 
 
-def _install_folder(tmpdir: str, target: str) -> None:
-    """Move a finished frame folder onto target (which may exist holding only earlier frames)."""
-    if os.path.isdir(target):
-        old = _temp_name(target, ".old")
-        os.rename(target, old)
-        try:
-            os.rename(tmpdir, target)
-        except BaseException:
-            os.rename(old, target)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmpdir, target)
-
-
 # ----------------------------------------------------------------------------- public API
 def write_video(frames, path, fps: float = 16, crf: Optional[int] = None, input_range: Range = None,
                 overwrite: bool = True, preset: str = "veryfast", pad_mode: str = "edge",
@@ -438,38 +282,29 @@ def write_video(frames, path, fps: float = 16, crf: Optional[int] = None, input_
         raise InputError(f"pad_mode={pad_mode!r} must be 'edge' or 'black'.")
     if preset not in X264_PRESETS:
         raise InputError(f"preset={preset!r} is not an x264 preset; use one of {', '.join(X264_PRESETS)}.")
-    rng = _parse_range(input_range)
+    rng = parse_range(input_range)
     _check_target(target, kind, overwrite)                    # refusals before reading any frame
-    first, rest = _frame_source(frames, rng)                  # first frame checked before any file exists
+    first, rest = frame_source(frames, rng)                   # first frame checked before any file exists
     if kind == ".webm":
         _encoder_args(kind, crf, preset, fps_q, "")           # no libvpx-vp9 -> InputError, still no file
     _make_parent(target)
 
     meta = {} if info is None else info
     meta.update(path=target, format=kind if kind != "frames" else "png", fps=float(fps_q))
+    # _check_target applied `overwrite` above (an empty frame folder counts as free), hence overwrite=True here.
     if kind == "frames":
-        tmp = _temp_name(target)
-        os.mkdir(tmp)
-    else:
-        tmp = _create_temp_file(target, kind)
-    try:
-        if kind == "frames":
+        with atomic_dir(target, overwrite=True, what="frame folder", owned=_FRAME_RE.match) as tmp:
             count = _write_frames_folder(first, rest, tmp)
-            meta.update(width=first.shape[1], height=first.shape[0], source_width=first.shape[1],
-                        source_height=first.shape[0], padded=(0, 0))
-            _install_folder(tmp, target)
-        elif kind == ".gif":
-            count = _write_gif(first, rest, tmp, fps_q, comment)
-            meta.update(width=first.shape[1], height=first.shape[0], source_width=first.shape[1],
-                        source_height=first.shape[0], padded=(0, 0))
-            os.replace(tmp, target)
-        else:
-            count = _encode(first, rest, tmp, kind, fps_q, crf, preset, pad_mode, comment, meta)
-            _check_written(tmp, target, kind)
-            os.replace(tmp, target)
-    except BaseException:
-        _remove(tmp)
-        raise
+    else:
+        with atomic_file(target, overwrite=True, what=f"{kind} file", suffix=kind) as tmp:  # ffmpeg reads the suffix
+            if kind == ".gif":
+                count = _write_gif(first, rest, tmp, fps_q, comment)
+            else:
+                count = _encode(first, rest, tmp, kind, fps_q, crf, preset, pad_mode, comment, meta)
+                _check_written(tmp, target, kind)
+    if kind in ("frames", ".gif"):                            # never padded; first: uint8 [H, W, 3]
+        meta.update(width=first.shape[1], height=first.shape[0], source_width=first.shape[1],
+                    source_height=first.shape[0], padded=(0, 0))
     meta["frames"] = count
     return target
 
@@ -481,125 +316,14 @@ def write_image(img, path, overwrite: bool = True, input_range: Range = None) ->
     if ext not in _IMAGE_FORMATS:
         raise InputError(f"cannot write {raw}: unknown image extension {ext!r}; use .png or .jpg.")
     target = os.path.abspath(raw)
-    a = _to_numpy(img, "the image")
+    a = to_numpy(img, "the image")
     if a.ndim == 2:
         a = a[..., None]
-    frame = _check_frame(a, _parse_range(input_range), "the image")
+    frame = check_frame(a, parse_range(input_range), "the image")
     _check_target(target, ext, overwrite)
     _make_parent(target)
     from PIL import Image
 
-    tmp = _create_temp_file(target, ext)
-    try:
+    with atomic_file(target, overwrite=True, what="image", suffix=ext) as tmp:
         Image.fromarray(frame, "RGB").save(tmp, format=_IMAGE_FORMATS[ext])
-        os.replace(tmp, target)
-    except BaseException:
-        _remove(tmp)
-        raise
     return target
-
-
-def to_uint8(video, input_range: Range = (-1, 1)) -> np.ndarray:
-    """Library video -> user frames.
-
-    video: float ``[N, C, T, H, W]`` or ``[C, T, H, W]`` (torch or numpy), C = 3 (or 1, repeated to RGB),
-    values in ``input_range``. Returns numpy uint8 ``[N, T, H, W, 3]`` (or ``[T, H, W, 3]`` for 4D input);
-    values are clipped to the range and rounded.
-    """
-    rng = _parse_range(input_range)
-    if rng is None:
-        raise InputError("to_uint8 needs input_range, such as (-1, 1).")
-    shape = tuple(video.shape) if hasattr(video, "shape") else None
-    if shape is None or len(shape) not in (4, 5) or shape[-4] not in (1, 3):
-        raise InputError(f"video has shape {shape}; to_uint8 expects [N, C, T, H, W] or [C, T, H, W] "
-                         "with C = 3 (or 1).")
-    if hasattr(video, "detach"):                                # torch: scale on its device, then move
-        import torch
-
-        x = video.detach()
-        if not x.is_floating_point():
-            raise InputError(f"video has dtype {x.dtype}; to_uint8 converts float videos.")
-        if not bool(torch.isfinite(x).all()):
-            raise InputError("video contains NaN or Inf values; fix the values before exporting.")
-        lo, hi = rng
-        x = ((x.float() - lo) * (255.0 / (hi - lo))).clamp_(0, 255).round_().to(torch.uint8)
-        a = x.movedim(-4, -1).cpu().numpy()                      # [.., C, T, H, W] -> [.., T, H, W, C]
-    else:
-        a = np.asarray(video)
-        if not np.issubdtype(a.dtype, np.floating):
-            raise InputError(f"video has dtype {a.dtype}; to_uint8 converts float videos.")
-        a = _scale_to_uint8(np.moveaxis(a, -4, -1), rng, "video")
-    if a.shape[-1] == 1:
-        a = np.repeat(a, 3, axis=-1)
-    return np.ascontiguousarray(a)
-
-
-def _as_uint8_array(x, what: str, ndim: int) -> np.ndarray:
-    a = _to_numpy(x, what)
-    if a.dtype != np.uint8:
-        raise InputError(f"{what} has dtype {a.dtype}; pass uint8 frames (convert floats with to_uint8).")
-    if a.ndim != ndim:
-        raise InputError(f"{what} has shape {tuple(a.shape)}; expected {ndim} dimensions.")
-    return a
-
-
-def make_grid(clips, rows: Optional[int] = None, cols: Optional[int] = None, pad: int = 2,
-              pad_value: int = 0) -> np.ndarray:
-    """Tile clips uint8 ``[N, T, H, W, C]`` into one mosaic video uint8 ``[T, H', W', C]``.
-
-    Row-major order; ``pad`` pixels of ``pad_value`` between tiles and around the border
-    (H' = rows*H + (rows+1)*pad). Missing tiles (N < rows*cols) are left as padding colour.
-    rows/cols default to a near-square layout. Works on time chunks too (grid each chunk).
-    """
-    a = _as_uint8_array(clips, "clips", 5)
-    n, t, h, w, c = a.shape
-    if n == 0:
-        raise InputError("clips is empty; make_grid needs at least one clip.")
-    if rows is None and cols is None:
-        cols = math.ceil(math.sqrt(n))
-    if rows is None:
-        rows = math.ceil(n / cols)
-    if cols is None:
-        cols = math.ceil(n / rows)
-    if rows < 1 or cols < 1 or rows * cols < n:
-        raise InputError(f"a {rows}x{cols} grid cannot hold {n} clips; use rows*cols >= {n}.")
-    if pad < 0 or not 0 <= pad_value <= 255:
-        raise InputError(f"pad={pad} must be >= 0 and pad_value={pad_value} within 0..255.")
-    out = np.full((t, rows * h + (rows + 1) * pad, cols * w + (cols + 1) * pad, c), pad_value, np.uint8)
-    for i in range(n):
-        r, k = divmod(i, cols)
-        y, x = pad + r * (h + pad), pad + k * (w + pad)
-        out[:, y:y + h, x:x + w] = a[i]
-    return out
-
-
-def contact_sheet(clips, every: int = 1, max_frames: Optional[int] = None, pad: int = 2,
-                  pad_value: int = 255) -> np.ndarray:
-    """One image of several clips: row n shows frames 0, every, 2*every, ... of clip n.
-
-    clips: uint8 ``[N, T, H, W, 3]`` (or one clip ``[T, H, W, 3]``). Returns uint8 ``[H', W', 3]``.
-    """
-    a = _to_numpy(clips, "clips")
-    if a.ndim == 4:
-        a = a[None]
-    a = _as_uint8_array(a, "clips", 5)
-    if every < 1:
-        raise InputError(f"every={every} must be >= 1.")
-    picked = a[:, ::every]                                        # [N, J, H, W, C]
-    if max_frames is not None:
-        picked = picked[:, :max(1, max_frames)]
-    n, j = picked.shape[:2]
-    tiles = picked.reshape(n * j, 1, *picked.shape[2:])           # each frame a 1-frame clip
-    return make_grid(tiles, rows=n, cols=j, pad=pad, pad_value=pad_value)[0]
-
-
-def upscale_nearest(frames, scale: int) -> np.ndarray:
-    """Integer nearest-neighbour upscaling of uint8 ``[..., H, W, C]`` -> ``[..., H*scale, W*scale, C]``."""
-    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
-        raise InputError(f"scale={scale!r} must be a positive integer.")
-    a = _to_numpy(frames, "frames")
-    if a.ndim < 3:
-        raise InputError(f"frames has shape {tuple(a.shape)}; expected [..., H, W, C].")
-    if scale == 1:
-        return a
-    return np.repeat(np.repeat(a, scale, axis=-3), scale, axis=-2)
