@@ -82,7 +82,7 @@ def _extensions():
     cxx_flags = ["-O0", "-g"] if _env_flag("VIDGAN_DEBUG") else ["-O3"]
     # No -std flag: torch's build tools add the standard its headers need (C++17 for
     # torch 2.4, C++20 for recent releases, whose ATen.h refuses anything older).
-    cxx_flags += ["-DVIDGAN_VERSION=\"0.1.0\""]
+    cxx_flags += ["-DVIDGAN_VERSION=\"0.2.0\""]
     define_macros = []
     if want_cuda:
         # torch guesses CUDA_HOME itself at import of cpp_extension; make it see ours.

@@ -37,13 +37,16 @@ def test_shape_dtype_and_determinism(G):
 
 
 def test_clip_i_equals_seed_plus_i(G):
-    a = generate(G, seed=10, num=3, frames=4)
-    assert np.array_equal(a[2], generate(G, seed=12, num=1, frames=4)[0])
+    # generate renders clip by clip in chunks whose size does not depend on num: equal by construction.
+    a = generate(G, seed=10, num=3, frames=20)
+    assert np.array_equal(a[2], generate(G, seed=12, num=1, frames=20)[0])
+    assert np.array_equal(a[:2], generate(G, seed=10, num=2, frames=20))
 
 
-def test_chunked_rendering_matches_one_pass(G):
-    full = generate(G, seed=1, frames=9, batch=9)
-    assert np.array_equal(full, generate(G, seed=1, frames=9, batch=2))
+def test_chunked_rendering_matches_one_pass_up_to_rounding(G):
+    # Other chunk sizes are other batch sizes for the convolutions, whose kernels may round differently.
+    full = generate(G, seed=1, frames=9, batch=9).astype(int)
+    assert np.abs(full - generate(G, seed=1, frames=9, batch=2)).max() <= 1
 
 
 def test_content_and_motion_seeds_are_independent(G):

@@ -6,7 +6,7 @@ Heavy submodules load on first use, so `import vidgan` stays cheap:
     G = vidgan.load()                        # the embedded default model
     clips = vidgan.generate(G, seed=0)       # uint8 [N, T, H, W, 3]
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LAZY = {
     "load": ("vidgan.checkpoint", "load"),

@@ -19,7 +19,7 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Union
+from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -173,8 +173,9 @@ def load_model_dir(path: PathLike, device="cpu") -> TemporalGenerator:
     return G.to(device).eval()
 
 
-def list_checkpoints(run_dir: PathLike) -> List[Path]:
-    """RUN_DIR/checkpoints/step-XXXXXXXX folders (or step folders directly under run_dir), newest first."""
+def list_checkpoints(run_dir: PathLike) -> List[Tuple[int, Path]]:
+    """[(step, folder)] of RUN_DIR/checkpoints/step-XXXXXXXX (or of step folders directly under run_dir),
+    oldest first. A folder is published whole (atomic_directory), so every one listed is complete."""
     run_dir = Path(run_dir)
     root = run_dir / "checkpoints" if (run_dir / "checkpoints").is_dir() else run_dir
     found = []
@@ -182,7 +183,20 @@ def list_checkpoints(run_dir: PathLike) -> List[Path]:
         m = STEP_DIR.match(p.name)
         if m and p.is_dir():
             found.append((int(m.group(1)), p))
-    return [p for _, p in sorted(found, reverse=True)]
+    return sorted(found)
+
+
+def model_config(source: Optional[PathLike] = None) -> ModelConfig:
+    """The ModelConfig of the generator that `source` names (as `load` takes it: None for the embedded
+    model, a model folder, a run folder's newest checkpoint, or a .safetensors file), read from its
+    config.json alone: no weights are read."""
+    if source is None:
+        return read_config(DEFAULT_DIR / CONFIG_FILE)[0]
+    p = Path(source)
+    if p.is_file():
+        return read_config(p.parent / CONFIG_FILE)[0]
+    folders = [f for _, f in list_checkpoints(_model_folder(p))]
+    return read_config((folders[-1] if folders else p) / CONFIG_FILE)[0]
 
 
 def latest_checkpoint(run_dir: PathLike, device="cpu"):
@@ -190,7 +204,7 @@ def latest_checkpoint(run_dir: PathLike, device="cpu"):
 
     Returns (None, None) when run_dir holds no step folders; CheckpointError when all of them are broken.
     """
-    folders = list_checkpoints(run_dir)
+    folders = [f for _, f in reversed(list_checkpoints(run_dir))]       # newest first
     errors = []
     for i, folder in enumerate(folders):
         try:
@@ -216,8 +230,8 @@ def load(path: Optional[PathLike] = None, device="cpu") -> TemporalGenerator:
     """
     if path is None:
         if not (DEFAULT_DIR / CONFIG_FILE).is_file() or not (DEFAULT_DIR / WEIGHTS_FILE).is_file():
-            raise CheckpointError(f"the embedded default model is not present in {DEFAULT_DIR}; build it with "
-                                  f"`make default-model` or pass a checkpoint path.")
+            raise CheckpointError(f"the embedded default model is not present in {DEFAULT_DIR}; reinstall vidgan "
+                                  f"or pass a checkpoint path.")
         return load_model_dir(DEFAULT_DIR, device=device)
     p = Path(path)
     if p.is_file():
@@ -229,14 +243,21 @@ def load(path: Optional[PathLike] = None, device="cpu") -> TemporalGenerator:
         _load_safetensors(p, G)
         G.meta = meta
         return G.to(device).eval()
+    folder = _model_folder(p)
+    return latest_checkpoint(folder, device=device)[1] if list_checkpoints(folder) else load_model_dir(folder, device)
+
+
+def _model_folder(p: Path) -> Path:
+    """The folder of a model (config.json + generator.safetensors) or run (checkpoints/step-*) that p names;
+    CheckpointError saying what is missing otherwise."""
     if not p.exists():
         raise CheckpointError(f"{p} does not exist; pass a model folder, a run folder or a .safetensors file.")
     if list_checkpoints(p):
-        return latest_checkpoint(p, device=device)[1]
+        return p
     if (p / "checkpoints").is_dir():
         raise CheckpointError(f"the run folder {p} has no checkpoints/step-XXXXXXXX/ folder yet; train longer "
                               f"or pass a model folder.")
     if (p / CONFIG_FILE).is_file() or (p / WEIGHTS_FILE).is_file():
-        return load_model_dir(p, device=device)
+        return p
     raise CheckpointError(f"{p} holds no checkpoint: expected {CONFIG_FILE} + {WEIGHTS_FILE}, or "
                           f"checkpoints/step-XXXXXXXX/ folders of a training run.")

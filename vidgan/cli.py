@@ -9,7 +9,7 @@ import json
 import sys
 
 from vidgan import __version__
-from vidgan.errors import VidganError
+from vidgan.errors import InputError, VidganError
 
 EXIT_USER_ERROR = 2
 
@@ -128,7 +128,11 @@ def _add_train(sub):
                                    "stopped (Ctrl-C or SIGTERM saves a checkpoint first). Several processes: "
                                    "torchrun --nproc_per_node K -m vidgan train ...")
     p.add_argument("--data", help="frame folders, video files, one video, or a .vidpack")
-    p.add_argument("--out", required=True, help="run directory; running again on it resumes")
+    p.add_argument("--out", help="run directory (required); running again on it resumes")
+    p.add_argument("--preset", default=None, metavar="NAME",
+                   help="a named, validated configuration (default: 'default', the plain defaults; 'mmnist64': the "
+                        "embedded model's whole recipe); see --list-presets")
+    p.add_argument("--list-presets", action="store_true", help="describe the presets and exit")
     p.add_argument("--config", help="JSON file of TrainConfig fields (flags given here override it)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any TrainConfig field, e.g. --set model.motion=gru (repeatable)")
@@ -157,12 +161,19 @@ _TRAIN_FLAGS = (
 
 
 def _run_train(args):
-    from vidgan.training import TrainConfig, train
+    from vidgan.training import resolve_config, train
+    from vidgan.training.sources import list_presets
 
+    if args.list_presets:
+        for name, about in list_presets().items():
+            print(f"{name}: {about}")
+        return 0
+    if not args.out:
+        raise InputError("vidgan train needs --out RUN_DIR (a new folder, or a run's folder to resume it).")
     overrides = {k: getattr(args, k) for k in ("data", *(f for f, _, _ in _TRAIN_FLAGS))
                  if getattr(args, k) is not None}
-    cfg = TrainConfig.from_sources(run_dir=args.out, config_file=args.config, overrides=overrides,
-                                   assignments=args.set)
+    cfg = resolve_config(args.out, preset_name=args.preset, config_file=args.config, overrides=overrides,
+                         assignments=args.set)
     train(cfg)
     return 0
 

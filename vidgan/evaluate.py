@@ -22,7 +22,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import time
 import warnings
 from typing import Callable, Dict, List, Optional
@@ -259,7 +258,7 @@ def evaluate(data, checkpoint=None, against=None, num_clips: int = RECOMMENDED_C
     if device is None:
         device = default_device()
     else:
-        from vidgan.training.distributed import resolve_device
+        from vidgan.device import resolve_device
 
         device = resolve_device(str(device))
 

@@ -6,10 +6,10 @@
 
 Seeds: clip i takes its content code from `content_seed + i` (default: `seed + i`) and
 its motion noise from `motion_seed + i` (default: `seed + i`), each from its own CPU
-generator. So clip i of a batch equals the single clip of seed + i, the same seed gives
-bit-identical clips on the same device and backend, and content or motion can be
-changed while the other is held. Long clips render in chunks of `batch` frames: memory stays
-flat whatever the length.
+generator, and each clip is rendered on its own in chunks of `batch` frames (a number that does not
+depend on how many clips are asked for). So, by construction, clip i of a batch equals the single
+clip of seed + i, the same seed gives bit-identical clips on the same device and backend, and
+content or motion can be changed while the other is held. Memory stays flat whatever the length.
 """
 import math
 import os
@@ -27,6 +27,7 @@ from vidgan.export import to_uint8
 
 _MOTION_STREAM = 0x5EED_0001  # keeps the motion stream apart from the content stream
 _MAX_SIDE = 8192  # the largest frame side generate writes (H.264 levels stop at 8192)
+CHUNK = 16  # default frames per rendering call
 
 
 def _cpu_generator(seed: int, stream: int = 0) -> torch.Generator:
@@ -40,7 +41,7 @@ def _resolve_device(G, device) -> torch.device:
         return torch.device("cpu") if G is None else next(G.parameters()).device
     if isinstance(device, torch.device):
         return device
-    from vidgan.training.distributed import resolve_device
+    from vidgan.device import resolve_device
 
     return resolve_device(str(device))
 
@@ -69,16 +70,17 @@ def iter_chunks(G, num: int = 1, frames: Optional[int] = None, seed: int = 0, tr
         raise InputError(f"the number of clips must be at least 1, got {num}.")
     if not math.isfinite(truncation):
         raise InputError(f"truncation must be a finite number (1 = none), got {truncation}.")
-    batch = int(max(1, 64 // num) if batch is None else batch)
+    batch = int(CHUNK if batch is None else batch)
     if batch < 1:
         raise InputError(f"batch (frames per chunk) must be at least 1, got {batch}.")
     dev = _resolve_device(G, device)
     G = G.to(dev).eval()
     z, motion = sample_latents(G, num, frames, seed, content_seed, motion_seed, dev)
-    codes = G.motion_trajectory(motion, frames)  # [N, T, M]
-    content = G.content_map(z, truncation)       # motion_warp models: once for all chunks (else None)
+    # Clip by clip, so that no clip's result depends on the others (a batch of one takes other kernels).
+    codes = [G.motion_trajectory(motion[i:i + 1], frames) for i in range(num)]     # num x [1, T, M]
     for a in range(0, frames, batch):
-        yield to_uint8(G.synthesize(z, codes[:, a:a + batch], truncation=truncation, content=content))
+        chunk = [G.synthesize(z[i:i + 1], codes[i][:, a:a + batch], truncation=truncation) for i in range(num)]
+        yield to_uint8(torch.cat(chunk))                                          # [num, t, H, W, 3]
 
 
 def generate(G, seed: int = 0, num: int = 1, frames: Optional[int] = None, truncation: float = 1.0,

@@ -31,7 +31,7 @@ def test_unknown_keys_are_named():
     ("channel_max", 0, "channel_max"), ("frame_d_frames", 99, "frame_d_frames"),
     ("time_period_min", 100.0, "time_period_min"), ("conv_clamp", -1.0, "conv_clamp"),
     ("mapping_lr_mul", float("nan"), "mapping_lr_mul"), ("clip_diff", 1, "clip_diff"),
-    ("pair_d", "yes", "pair_d must be true or false"), ("pair_d_pairs", 0, "pair_d_pairs must be at least 1"),
+    ("motion_to_styles", "yes", "motion_to_styles must be true or false"), ("mbstd_group", 0, "at least 1"),
 ])
 def test_bad_values_raise_input_error_naming_the_field(key, value, pattern):
     with pytest.raises(InputError, match=pattern):
@@ -52,3 +52,26 @@ def test_diff_lists_changed_keys():
 def test_widths_follow_base_and_max():
     cfg = ModelConfig(channel_base=1024, channel_max=64)
     assert [cfg.g_width(r) for r in (4, 8, 16, 32, 64)] == [64, 64, 64, 32, 16]
+
+
+@pytest.mark.parametrize("key,value", [("pair_d", True), ("content_encoder", True), ("styles_per_clip", True),
+                                       ("motion_warp", True)])
+def test_a_removed_option_switched_on_is_refused_by_name(key, value):
+    with pytest.raises(InputError, match=rf"^the model config uses model\.{key}=true, an option that vidgan 0\.1\.0 "
+                                         r"was the last version to have; use vidgan 0\.1\.0 for it, or start a new "
+                                         r"run without it\.$"):
+        ModelConfig.from_dict({key: value})
+
+
+def test_removed_options_left_off_are_dropped():
+    old = dict(ModelConfig().to_dict(), pair_d=False, pair_d_pairs=2, content_encoder=False, content_frames=4,
+               styles_per_clip=False, motion_warp=False, warp_resolution=16, warp_groups=2,
+               warp_transform="affine", warp_limit=0.0)
+    assert ModelConfig.from_dict(old) == ModelConfig()
+
+
+def test_field_rules_are_declared_on_the_fields():
+    assert ModelConfig.rule_fields("resume") == ("frames",)
+    g = ModelConfig.rule_fields("g")
+    assert {"resolution", "z_dim", "motion", "channel_base", "motion_to_styles"} <= set(g)
+    assert not {"frames", "d_channel_base", "clip_channel_max", "frame_d_frames"} & set(g)

@@ -1,14 +1,14 @@
 """Fixtures for vidgan.training tests: a tiny Moving MNIST pack and tiny training configs."""
 import pytest
 
-from vidgan.training import TrainConfig
+from vidgan.training import resolve_config
 
 # Narrow 32x32x4 models: a training step takes well under a second on one CPU core.
 TINY_MODEL = dict(resolution=32, frames=4, z_dim=16, w_dim=16, mapping_layers=1, motion_dim=8, motion_code_dim=8,
                   motion_spacing=2, time_features=3, channel_base=128, channel_max=16, d_channel_base=128,
                   d_channel_max=16, clip_channel_base=64, clip_channel_max=16)
 TINY_RUN = dict(batch=2, workers=0, r1_every=2, log_every=1, ckpt_every=0, sample_every=0, sample_num=4,
-                progress=False, tensorboard=False)
+                time_offset=0, progress=False, tensorboard=False)
 
 
 def tiny_sets():
@@ -28,11 +28,10 @@ def mm_pack(tmp_path_factory):
 @pytest.fixture
 def make_cfg(mm_pack):
     """make_cfg(run_dir, sets=(), **fields) -> a TrainConfig of the tiny model on the tiny pack
-    (sets: more --set assignments, e.g. ["model.pair_d=true"])."""
+    (sets: more --set assignments, e.g. ["model.motion=gru"])."""
     def make(run_dir, sets=(), **fields):
         overrides = dict(TINY_RUN, data=mm_pack)
         overrides.update(fields)
         model = [f"model.{k}={overrides.pop(k)}" for k in ("resolution", "frames") if k in overrides]
-        return TrainConfig.from_sources(str(run_dir), overrides=overrides,
-                                        assignments=tiny_sets() + model + list(sets))
+        return resolve_config(str(run_dir), overrides=overrides, assignments=tiny_sets() + model + list(sets))
     return make

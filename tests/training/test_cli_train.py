@@ -99,13 +99,34 @@ def test_corrupt_checkpoint_exits_2_naming_the_file(base_run, tmp_path, capsys):
     assert "every one is corrupt" in err and "Dc.safetensors" in err
 
 
-def test_a_run_continues_with_per_clip_styles(base_run, tmp_path, capsys):
-    # `--set model.styles_per_clip=true` on a trained run: same weights, reported, saved in the new checkpoint.
-    import vidgan
-
+def test_a_run_made_with_a_removed_option_is_refused_by_name(base_run, tmp_path, capsys):
+    # A run folder of vidgan 0.1.0 with the pair discriminator on: one sentence, exit 2, nothing written.
     run = _copy(base_run, tmp_path)
-    code, out, err = _train(capsys, "--out", str(run), "--steps", "2", "--set", "model.styles_per_clip=true")
+    saved = json.loads((run / "train_config.json").read_text())
+    saved["model"].update(pair_d=True, pair_d_pairs=2)
+    saved.update(pair_weight=1.0, pair_mismatch=1.0)
+    (run / "train_config.json").write_text(json.dumps(saved))
+    before = sorted(p.name for p in run.rglob("*"))
+    code, out, err = _train(capsys, "--out", str(run), "--steps", "2")
+    assert code == 2
+    assert err.strip() == (f"vidgan train: error: {run / 'train_config.json'} uses model.pair_d=true, an option "
+                           "that vidgan 0.1.0 was the last version to have; use vidgan 0.1.0 for it, or start a "
+                           "new run without it.")
+    assert sorted(p.name for p in run.rglob("*")) == before
+    # The same folder with the option off (as 0.1.0 wrote every run) resumes.
+    saved["model"]["pair_d"] = False
+    (run / "train_config.json").write_text(json.dumps(saved))
+    code, out, err = _train(capsys, "--out", str(run), "--steps", "2")
     assert code == 0, err
-    assert "note: step-00000001 was trained with model.styles_per_clip=False; continuing with True." in out
-    assert vidgan.load(str(run / "checkpoints" / "step-00000002")).cfg.styles_per_clip is True
-    assert vidgan.load(str(run / "checkpoints" / "step-00000001")).cfg.styles_per_clip is False
+    assert (run / "checkpoints" / "step-00000002").is_dir()
+    assert "pair_d" not in json.loads((run / "train_config.json").read_text())["model"]
+
+
+def test_presets_are_listed_and_picked_by_name(tmp_path, mm_pack, capsys):
+    code, out, err = _train(capsys, "--list-presets")
+    assert code == 0 and out.startswith("default: The plain defaults") and "\nmmnist64: The embedded model's" in out
+    code, out, err = _train(capsys, "--out", str(tmp_path / "r"), "--preset", "nope", "--data", mm_pack)
+    assert code == 2 and "there is no preset 'nope'; choose one of default, mmnist64" in err
+    assert not (tmp_path / "r").exists()
+    code, out, err = _train(capsys, "--data", mm_pack)
+    assert code == 2 and "needs --out RUN_DIR" in err

@@ -33,14 +33,13 @@ def _worker(rank, port, cfg, out_dir):
 
 
 def test_two_gloo_ranks_stay_identical(tmp_path, make_cfg):
-    # batch 8 over 2 ranks with 2 accumulation rounds: two clips per rank and round (the pair discriminator's
-    # mismatched clips pair clips of one micro-batch); all three discriminators
-    cfg = make_cfg(tmp_path / "run", sets=["model.pair_d=true"], steps=2, batch=8, accum=2, ckpt_every=1)
+    # batch 8 over 2 ranks with 2 accumulation rounds: two clips per rank and round
+    cfg = make_cfg(tmp_path / "run", steps=2, batch=8, accum=2, ckpt_every=1)
     mp.spawn(_worker, args=(_free_port(), cfg, str(tmp_path)), nprocs=2, join=True)
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert r0["step"] == r1["step"] == 2 and r0["micro"] == 2 and r0["backend"] == "gloo"
-    assert r0["weights"].keys() == r1["weights"].keys() and any(k.startswith("Dp.") for k in r0["weights"])
+    assert r0["weights"].keys() == r1["weights"].keys() and any(k.startswith("Dc.") for k in r0["weights"])
     for k, v in r0["weights"].items():
         assert torch.equal(v, r1["weights"][k]), f"{k} differs between ranks"
     # training happened: weights moved away from the initial ones

@@ -45,9 +45,9 @@ def test_resume_is_bit_exact_and_outputs_are_written(tmp_path, make_cfg):
     assert res["step"] == 4 and res["stopped"] == "completed" and res["resumed_from"] is None
     b = tmp_path / "b"
     train(make_cfg(b, steps=2, augment_p=0.5, time_offset=4), log=quiet)
-    from vidgan.training import TrainConfig
+    from vidgan.training import resolve_config
 
-    cfg_b = TrainConfig.from_sources(str(b), overrides={"steps": 4})        # the rest comes from b/train_config.json
+    cfg_b = resolve_config(str(b), overrides={"steps": 4})        # the rest comes from b/train_config.json
     assert cfg_b.augment_p == 0.5 and cfg_b.time_offset == 4 and cfg_b.model.channel_max == 16
     res_b = train(cfg_b, log=quiet)
     assert res_b["start_step"] == 2 and res_b["resumed_from"].endswith("step-00000002")
@@ -105,93 +105,6 @@ def test_fake_clips_start_at_random_times_only_with_time_offset(tmp_path, make_c
         assert all(0 <= s <= time_offset for s in starts) and len(set(starts)) > 2
     else:
         assert set(starts) == {0}
-
-
-def test_pair_discriminator_trains_saves_and_resumes_bit_exactly(tmp_path, make_cfg):
-    pair = ["model.pair_d=true", "model.pair_d_pairs=1"]
-    a, b = tmp_path / "a", tmp_path / "b"
-    train(make_cfg(a, sets=pair, steps=4, augment_p=0.5, time_offset=4, ckpt_every=2), log=quiet)
-    train(make_cfg(b, sets=pair, steps=2, augment_p=0.5, time_offset=4), log=quiet)
-    train(make_cfg(b, sets=pair, steps=4, augment_p=0.5, time_offset=4), log=quiet)
-    ca, cb = a / "checkpoints" / "step-00000004", b / "checkpoints" / "step-00000004"
-    fa, fb = (load_file(str(c / "Dp.safetensors")) for c in (ca, cb))
-    assert fa.keys() == fb.keys() and all(torch.equal(fa[k], fb[k]) for k in fa)
-    assert all(torch.equal(x, y) for x, y in zip(_files(ca)["G"].values(), _files(cb)["G"].values()))
-    da, db = _flat(_state(ca)["opt_D"]), _flat(_state(cb)["opt_D"])
-    assert da.keys() == db.keys() and len(_state(ca)["opt_D"]["param_groups"]) == 2
-    assert all(torch.equal(v, db[k]) if torch.is_tensor(v) else v == db[k] for k, v in da.items())
-    stats = [json.loads(line) for line in (a / "stats.jsonl").read_text().splitlines()]
-    assert all({"loss_Dp", "loss_Gp", "loss_Dp_mismatch"} <= set(s) for s in stats) and "r1_p" in stats[0]
-
-
-def test_a_motion_warp_generator_trains_resumes_bit_exactly_and_loads(tmp_path, make_cfg):
-    import vidgan
-
-    warp = ["model.motion_warp=true", "model.motion_to_styles=false", "model.warp_resolution=8"]
-    a, b = tmp_path / "a", tmp_path / "b"
-    train(make_cfg(a, sets=warp, steps=4, time_offset=4, ckpt_every=2), log=quiet)
-    train(make_cfg(b, sets=warp, steps=2, time_offset=4), log=quiet)
-    train(make_cfg(b, sets=warp, steps=4, time_offset=4), log=quiet)
-    ca, cb = a / "checkpoints" / "step-00000004", b / "checkpoints" / "step-00000004"
-    fa, fb = _files(ca), _files(cb)
-    assert any(k.startswith("synthesis.warp.") for k in fa["G"])
-    for name in fa:
-        assert fa[name].keys() == fb[name].keys() and all(torch.equal(fa[name][k], fb[name][k]) for k in fa[name])
-    G = vidgan.load(str(ca))
-    assert G.cfg.motion_warp and G.cfg.warp_resolution == 8
-    clips = vidgan.generate(G, seed=0, num=2, frames=6)
-    assert clips.shape == (2, 6, 32, 32, 3) and (clips[:, 1:] != clips[:, :1]).any()   # the frames move
-
-
-def test_mismatched_real_clips_join_halves_of_two_clips(tmp_path, make_cfg):
-    trainer = Trainer(make_cfg(tmp_path / "run", sets=["model.pair_d=true"], frames=6, batch=3), log=quiet)
-    real = torch.arange(3.0).view(3, 1, 1, 1, 1).expand(3, 3, 6, 32, 32)        # clip i is all i
-    mixed = trainer._mismatched(real)
-    assert mixed.shape == real.shape
-    assert mixed[:, 0, :3, 0, 0].tolist() == [[0, 0, 0], [1, 1, 1], [2, 2, 2]]  # first half: the clip itself
-    assert mixed[:, 0, 3:, 0, 0].tolist() == [[2, 2, 2], [0, 0, 0], [1, 1, 1]]  # second half: another clip
-    # Every pair the pair discriminator draws from 6 frames takes one frame from each half.
-    idx = trainer.Dp.sample_frames(1000, 6)
-    assert (idx[..., 0] < 3).all() and (idx[..., 1] >= 3).all()
-    trainer.close()
-    off = Trainer(make_cfg(tmp_path / "off", sets=["model.pair_d=true"], pair_mismatch=0), log=quiet)
-    assert off._mismatched(real) is None
-    off.close()
-    # A micro-batch of one clip has no other clip to mismatch with.
-    with pytest.raises(InputError, match="pair_mismatch pairs clips of one micro-batch, which holds 1 clip"):
-        Trainer(make_cfg(tmp_path / "one", sets=["model.pair_d=true"], batch=2, accum=2), log=quiet)
-    Trainer(make_cfg(tmp_path / "one", sets=["model.pair_d=true"], batch=2, accum=2, pair_mismatch=0),
-            log=quiet).close()
-
-
-def test_a_pair_discriminator_added_to_a_run_keeps_the_other_optimiser_moments(tmp_path, make_cfg):
-    run = tmp_path / "run"
-    train(make_cfg(run, steps=2), log=quiet)
-    saved = _state(run / "checkpoints" / "step-00000002")["opt_D"]
-    messages = []
-    trainer = Trainer(make_cfg(run, sets=["model.pair_d=true"], steps=3), log=messages.append)
-    assert messages[:2] == ["note: step-00000002 was trained with model.pair_d=False; Dp is new.",
-                            "note: Dp starts as a copy of Df that looks at the earlier frame of each pair."]
-    # Dp begins as the resumed Df on the earlier frame: every layer copied, zero weights for the later frame.
-    df, dp = trainer.Df.state_dict(), trainer.Dp.state_dict()
-    assert all(torch.equal(dp[k], df[k]) for k in df if k != "from_rgb.weight")
-    assert torch.count_nonzero(dp["from_rgb.weight"][:, 3:]) == 0
-    saved_df = load_file(str(run / "checkpoints" / "step-00000002" / "Df.safetensors"))
-    assert all(torch.equal(df[k], saved_df[k]) for k in saved_df)
-    now = trainer.opt_D.state_dict()
-    n = len(saved["param_groups"][0]["params"])
-    assert now["param_groups"][0]["params"] == list(range(n)) and len(now["param_groups"]) == 2
-    assert all(torch.equal(now["state"][i]["exp_avg"], saved["state"][i]["exp_avg"]) for i in range(n))
-    assert not any(i in now["state"] for i in now["param_groups"][1]["params"])   # Dp's moments start at zero
-    before = {k: v.clone() for k, v in dp.items()}
-    res = trainer.run()
-    trainer.close()
-    assert res["start_step"] == 2 and res["step"] == 3
-    after = load_file(str(run / "checkpoints" / "step-00000003" / "Dp.safetensors"))
-    assert any(not torch.equal(after[k], before[k]) for k in after)                # Dp trained
-    # The frame and clip weights may both be 0 when the pair discriminator trains.
-    cfg = make_cfg(tmp_path / "only-pair", sets=["model.pair_d=true"], steps=1, frame_weight=0, clip_weight=0)
-    assert train(cfg, log=quiet)["last_stats"]["loss_Dp"] > 0
 
 
 def test_nan_restores_lowers_lr_then_stops(tmp_path, make_cfg):
@@ -260,7 +173,7 @@ def test_corrupt_newest_checkpoint_falls_back(tmp_path, make_cfg):
 
 def test_channels_last_conversion_keeps_models_working():
     from vidgan.models import ClipDiscriminator, FrameDiscriminator, ModelConfig, TemporalGenerator
-    from vidgan.training.loop import _to_channels_last
+    from vidgan.training.step import _to_channels_last
 
     from .conftest import TINY_MODEL
 
@@ -290,3 +203,23 @@ def test_a_pack_loads_in_the_main_process_unless_workers_are_asked_for(tmp_path,
             assert loader._loader.num_workers == expected
         finally:
             loader.close()
+
+
+def test_a_schedule_trains_each_phase_with_its_settings_and_resumes_across_phases_bit_exactly(tmp_path, make_cfg):
+    phases = '[{"until": 2, "model.frames": 3, "time_offset": 0}]'
+    a, b = tmp_path / "a", tmp_path / "b"
+    res = train(make_cfg(a, steps=4, ckpt_every=1, keep=4, time_offset=2, sets=[f"schedule={phases}"]), log=quiet)
+    assert res["step"] == 4 and res["start_step"] == 0 and res["steps_run"] == 4
+    frames = {s: json.loads((p / "config.json").read_text())["model"]["frames"] for s, p in list_checkpoints(a)}
+    assert frames == {1: 3, 2: 3, 3: 4, 4: 4}                       # the phase's clip length, then the run's own
+    recorded = json.loads((a / "train_config.json").read_text())
+    assert recorded["schedule"] == [{"until": 2, "model.frames": 3, "time_offset": 0}] and recorded["steps"] == 4
+    assert recorded["model"]["frames"] == 4 and recorded["time_offset"] == 2
+    # Stopped inside the first phase, then continued: the same weights as the uninterrupted run.
+    train(make_cfg(b, steps=1, time_offset=2, sets=[f"schedule={phases}"]), log=quiet)
+    from vidgan.training import resolve_config
+
+    train(resolve_config(str(b), overrides={"steps": 4}), log=quiet)
+    fa, fb = _files(a / "checkpoints" / "step-00000004"), _files(b / "checkpoints" / "step-00000004")
+    for name in fa:
+        assert all(torch.equal(fa[name][k], fb[name][k]) for k in fa[name]), name

@@ -1,7 +1,6 @@
-"""The temporal generator, the frame, clip and pair discriminators, the content encoder, and their config."""
+"""The temporal generator, the frame and clip discriminators, and their config."""
 from vidgan.models.config import ModelConfig
-from vidgan.models.discriminators import ClipDiscriminator, ContentEncoder, FrameDiscriminator, PairDiscriminator
+from vidgan.models.discriminators import ClipDiscriminator, FrameDiscriminator
 from vidgan.models.generator import TemporalGenerator
 
-__all__ = ["ModelConfig", "TemporalGenerator", "FrameDiscriminator", "ClipDiscriminator",
-           "PairDiscriminator", "ContentEncoder"]
+__all__ = ["ModelConfig", "TemporalGenerator", "FrameDiscriminator", "ClipDiscriminator"]

@@ -10,11 +10,8 @@
 
 Styles: w_c = mapping(z_c) [N, W] (content); truncation psi lerps it toward the tracked average
 w_avg: w_c' = w_avg + psi (w_c - w_avg). Per frame, w_t = w_c' + offset(w_c', m_t) (or w_t = w_c'
-with cfg.motion_to_styles False, where motion enters only at the 4x4 input; or, with
-cfg.styles_per_clip, w_t = w_c' + offset(w_c', 0) for every frame: the offset network of a model
-trained with per-frame styles becomes part of the content path) and the synthesis network renders
-each frame from (w_t, m_t) (with cfg.motion_warp: from a content feature map rendered once per
-clip from w_c and moved by transforms of (w_c, m_t); see synthesis.py). So the same z_c
+with cfg.motion_to_styles False, where motion enters only at the 4x4 input) and the synthesis
+network renders each frame from (w_t, m_t). So the same z_c
 with other motion noise keeps the content and changes the motion, and the other way round;
 psi = 0 gives the average content.
 
@@ -121,20 +118,6 @@ class TemporalGenerator(nn.Module):
         self.w_avg.copy_(w.detach().float().mean(dim=0).lerp(self.w_avg, self.cfg.w_avg_beta))
 
     # ------------------------------------------------------------------ rendering
-    def _clip_styles(self, z_content: torch.Tensor, truncation: float) -> torch.Tensor:
-        """w_c [N, W] of each clip (with cfg.styles_per_clip: plus the style offset of a zero motion code)."""
-        wc = self.content_styles(z_content, truncation)
-        if self.motion_style is not None and self.cfg.styles_per_clip:        # the offset sees a zero code
-            wc = wc + self.motion_style(torch.cat([wc, wc.new_zeros(wc.shape[0], self.cfg.motion_code_dim)], dim=1))
-        return wc
-
-    def content_map(self, z_content: torch.Tensor, truncation: float = 1.0) -> Optional[torch.Tensor]:
-        """cfg.motion_warp: the content maps [N, C, r, r] of these clips, to hand to every
-        synthesize(..., content=) call over chunks of their frames (so they are computed once); None otherwise."""
-        if not self.cfg.motion_warp:
-            return None
-        return self.synthesis.content_map(self._clip_styles(z_content, truncation))
-
     def _check_latents(self, z_content: torch.Tensor, codes: torch.Tensor) -> None:
         if z_content.ndim != 2 or z_content.shape[1] != self.cfg.z_dim:
             raise InputError(f"z_content must be [N, {self.cfg.z_dim}], got {tuple(z_content.shape)}.")
@@ -142,27 +125,16 @@ class TemporalGenerator(nn.Module):
             raise InputError(f"motion codes must be [{z_content.shape[0]}, T, {self.cfg.motion_code_dim}], "
                              f"got {tuple(codes.shape)}.")
 
-    def transforms(self, z_content: torch.Tensor, codes: torch.Tensor, truncation: float = 1.0) -> torch.Tensor:
-        """cfg.motion_warp: the transforms [N, T, K, 2, 3] that synthesize(z_content, codes) moves the K
-        groups of each frame's content map by (output -> input coordinates, grid_sample's [-1, 1])."""
-        if not self.cfg.motion_warp:
-            raise InputError("transforms exist only for a model with model.motion_warp.")
+    def synthesize(self, z_content: torch.Tensor, codes: torch.Tensor, truncation: float = 1.0) -> torch.Tensor:
+        """z_content [N, Z], motion codes [N, T, M] -> video [N, 3, T, H, W]."""
         self._check_latents(z_content, codes)
         n, t = codes.shape[:2]
-        theta = self.synthesis.transforms(self._clip_styles(z_content, truncation), codes.reshape(n * t, -1))
-        return theta.reshape(n, t, *theta.shape[1:])
-
-    def synthesize(self, z_content: torch.Tensor, codes: torch.Tensor, truncation: float = 1.0,
-                   content: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """z_content [N, Z], motion codes [N, T, M] -> video [N, 3, T, H, W] (content: see content_map)."""
-        self._check_latents(z_content, codes)
-        n, t = codes.shape[:2]
-        wc = self._clip_styles(z_content, truncation)                          # [N, W]
+        wc = self.content_styles(z_content, truncation)                        # [N, W]
         m = codes.reshape(n * t, -1)                                            # [N*T, M]
         w = wc[:, None].expand(n, t, wc.shape[1]).reshape(n * t, -1)            # [N*T, W]
-        if self.motion_style is not None and not self.cfg.styles_per_clip:
+        if self.motion_style is not None:
             w = w + self.motion_style(torch.cat([w, m], dim=1))               # per-frame offsets
-        frames = self.synthesis(w, m, wc, content)   # [N*T, 3, H, W]; wc and content serve motion_warp only
+        frames = self.synthesis(w, m)                                           # [N*T, 3, H, W]
         return frames.reshape(n, t, *frames.shape[1:]).transpose(1, 2).contiguous()  # [N, 3, T, H, W]
 
     def forward(self, z_content: torch.Tensor, motion: torch.Tensor, frames: Optional[int] = None,

@@ -7,6 +7,8 @@ The names below load on first use, so importing a submodule (e.g. losses) stays 
 """
 _LAZY = {
     "TrainConfig": ("vidgan.training.config", "TrainConfig"),
+    "resolve_config": ("vidgan.training.sources", "resolve_config"),
+    "list_presets": ("vidgan.training.sources", "list_presets"),
     "train": ("vidgan.training.loop", "train"),
     "Trainer": ("vidgan.training.loop", "Trainer"),
     "VideoAugment": ("vidgan.training.augment", "VideoAugment"),

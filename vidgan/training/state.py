@@ -4,8 +4,7 @@ Layout of one checkpoint (RUN_DIR/checkpoints/step-XXXXXXXX/):
 
     config.json            model config + meta (vidgan.checkpoint.save_model)   } a loadable model:
     generator.safetensors  the EMA generator (vidgan.checkpoint.save_model)     } vidgan.load(RUN_DIR)
-    G.safetensors, Df.safetensors, Dc.safetensors   the trained modules (vidgan.checkpoint.save_modules;
-    Dp.safetensors, E.safetensors                   Dp with model.pair_d, E with model.content_encoder)
+    G.safetensors, Df.safetensors, Dc.safetensors   the trained modules (vidgan.checkpoint.save_modules)
     state.pt               optimiser states, step, RNG states of every rank, data position, learning-rate
                            scale, augmentation p (tensors/numbers/lists/dicts only: torch.load(weights_only=True))
     train.json             the TrainConfig of the run
@@ -18,11 +17,12 @@ import os
 import random
 import shutil
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import torch
 
+from vidgan.checkpoint import list_checkpoints
 from vidgan.errors import CheckpointError, InputError
 
 CKPT_DIR = "checkpoints"
@@ -33,19 +33,6 @@ TRAIN_FILE = "train.json"
 
 def ckpt_name(step: int) -> str:
     return f"{PREFIX}{step:08d}"
-
-
-def list_checkpoints(run_dir) -> List[Tuple[int, Path]]:
-    """[(step, path)] of the complete checkpoints under RUN_DIR/checkpoints/, oldest first."""
-    root = Path(run_dir) / CKPT_DIR
-    if not root.is_dir():
-        return []
-    out = []
-    for p in root.iterdir():
-        name = p.name
-        if p.is_dir() and name.startswith(PREFIX) and name[len(PREFIX):].isdigit():
-            out.append((int(name[len(PREFIX):]), p))
-    return sorted(out)
 
 
 def clean_temp(run_dir) -> None:
@@ -157,17 +144,6 @@ def _with_defaults(model: Any) -> Any:
         return model
 
 
-# Model config fields that shape no parameter: a run may continue with a new value (a later phase of
-# training on longer clips, with per-clip styles, or with a bound on the warp's translations, say). Every
-# other field must match the checkpoint's.
-CHANGEABLE_ON_RESUME = ("frames", "pair_d_pairs", "styles_per_clip", "content_frames", "warp_limit")
-# Model config switches that add a module: a run may switch one on, and that module starts from fresh
-# weights (a pair discriminator or a content encoder added to a trained run, say); switching one off is refused.
-ADDABLE_ON_RESUME = {"pair_d": "Dp", "content_encoder": "E"}
-# The CHANGEABLE_ON_RESUME settings of each addable module (nothing to report when the module is new).
-_MODULE_SETTINGS = {"pair_d": ("pair_d_pairs",), "content_encoder": ("content_frames",)}
-
-
 def find_resumable(run_dir, model_cfg: Dict[str, Any], G_ema: torch.nn.Module, modules: Dict[str, torch.nn.Module],
                    log=print) -> Optional[Tuple[Path, Dict[str, Any]]]:
     """Load the newest usable checkpoint of RUN_DIR into the modules; (its path, its state) or None if none.
@@ -175,13 +151,12 @@ def find_resumable(run_dir, model_cfg: Dict[str, Any], G_ema: torch.nn.Module, m
     A corrupt checkpoint is reported (naming the file) and the previous one is tried; when every
     checkpoint is corrupt, CheckpointError. A checkpoint made with a different model config raises
     CheckpointError naming the differing keys (resuming it would mean silently starting over), except
-    for CHANGEABLE_ON_RESUME fields, which are reported and take the new value, and ADDABLE_ON_RESUME
-    switches turned on, whose module is left as it is (fresh), reported, and named in the returned
-    state's "fresh_modules" list (empty otherwise).
+    for the fields that ModelConfig declares changeable on resume, which are reported and take the new value.
     """
     from vidgan.models import ModelConfig
-    from vidgan.training.config import config_diff
+    from vidgan.training.merge import config_diff
 
+    changeable = ModelConfig.rule_fields("resume")
     problems = []
     for step, path in reversed(list_checkpoints(run_dir)):
         try:
@@ -191,12 +166,9 @@ def find_resumable(run_dir, model_cfg: Dict[str, Any], G_ema: torch.nn.Module, m
             log(f"warning: {exc} Falling back to the previous checkpoint.")
             continue
         saved = {"model": _with_defaults(train["model"])}  # a field added since then takes its default
-        diff = [k for k in config_diff(saved, {"model": model_cfg})
-                if not (k.startswith("model.") and ModelConfig.inert(k[6:], saved["model"], model_cfg))]
-        changed = [k for k in diff if k.split(".", 1)[1] in CHANGEABLE_ON_RESUME]
-        added = [k for k in diff if k.split(".", 1)[1] in ADDABLE_ON_RESUME
-                 and _get(saved, k) is False and model_cfg.get(k.split(".", 1)[1]) is True]
-        diff = [k for k in diff if k not in changed and k not in added]
+        diff = config_diff(saved, {"model": model_cfg})
+        changed = [k for k in diff if k.split(".", 1)[1] in changeable]
+        diff = [k for k in diff if k not in changed]
         if diff:
             details = ", ".join(f"{k} (checkpoint {_get(saved, k)!r}, now {_get({'model': model_cfg}, k)!r})"
                                 for k in diff)
@@ -204,20 +176,14 @@ def find_resumable(run_dir, model_cfg: Dict[str, Any], G_ema: torch.nn.Module, m
                                   f"{details}; use the same settings to resume, or start a new run in another "
                                   "directory.")
         try:
-            fresh = {ADDABLE_ON_RESUME[k.split(".", 1)[1]] for k in added}
-            state = load_checkpoint(path, G_ema, {n: m for n, m in modules.items() if n not in fresh})
+            state = load_checkpoint(path, G_ema, modules)
         except CheckpointError as exc:
             problems.append(str(exc))
             log(f"warning: {exc} Falling back to the previous checkpoint.")
             continue
         for k in changed:
-            if any(k.split(".", 1)[1] in _MODULE_SETTINGS[a.split(".", 1)[1]] for a in added):
-                continue                                      # a setting of the module just added: nothing changed
             log(f"note: {path.name} was trained with {k}={_get(saved, k)!r}; continuing with "
                 f"{_get({'model': model_cfg}, k)!r}.")
-        for k in added:
-            log(f"note: {path.name} was trained with {k}=False; {ADDABLE_ON_RESUME[k.split('.', 1)[1]]} is new.")
-        state["fresh_modules"] = sorted(fresh)
         return path, state
     if problems:
         raise CheckpointError(f"no usable checkpoint in {Path(run_dir) / CKPT_DIR}, every one is corrupt "

@@ -1,8 +1,8 @@
 """Does a model's video move, and as much as its training data? A quick pixel-level check.
 
-    python examples/motion_check.py --checkpoint runs/bikes --data bikes.mp4
-    python examples/motion_check.py --data data/moving-mnist-64.vidpack      # the embedded model
-    python examples/motion_check.py --checkpoint runs/bikes --data bikes.mp4 --sheet bikes.png
+    python scripts/motion_check.py --checkpoint runs/bikes --data bikes.mp4
+    python scripts/motion_check.py --data data/moving-mnist-64.vidpack      # the embedded model
+    python scripts/motion_check.py --checkpoint runs/bikes --data bikes.mp4 --sheet bikes.png
 
 For N clips of the model (EMA generator, seeds 0..N-1) and N evaluation clips of the data, at the
 model's resolution and the same number of frames, it prints:
@@ -20,19 +20,6 @@ and for the model alone:
            changes when only its motion noise does, at equal frame times. Far below `motion`
            means the motion comes from the frame time more than from the noise, so every clip
            of one content repeats the same movement.
-
-and for a model with model.motion_warp, over its group transforms (output -> input coordinates, so an
-area above 1 shrinks the content map) in the same N model clips:
-
-  warp_area        mean |det| of the transforms' 2x2 linear part: 1 when no group is scaled (always
-                   with warp_transform "translate").
-  warp_area_range  mean over clips and groups of (largest - smallest) |det| within the clip: how much a
-                   group's scale changes while the clip plays.
-  warp_shift       mean over clips and groups of the largest distance between two frames' positions of
-                   the group's map centre on screen, in frame widths: how far a group travels.
-  warp_reach       mean over clips of the largest distance (along x or y) of any group's map centre from
-                   the frame centre, in frame widths: above 0.5 that centre has left the frame, and a
-                   moved map leaves its edge repeated where it has gone.
 
 FVD (`vidgan eval`) is the quality measure; this only catches the gross failures (no motion,
 motion that is noise, one picture for every seed) and says how the model compares with its data.
@@ -67,24 +54,6 @@ def noise_effect(clips: torch.Tensor, other: torch.Tensor) -> float:
     return round((clips - other).abs().mean().item(), 4)
 
 
-def warp_stats(G, num: int, frames: int) -> dict:
-    """The transforms of a motion_warp generator's groups in the clips that model_clips(G, num, frames)
-    renders (see the module docstring)."""
-    from vidgan.generate import sample_latents
-
-    z, motion = sample_latents(G, num, frames, 0)
-    with torch.no_grad():
-        theta = G.eval().transforms(z, G.motion_trajectory(motion, frames)).double()       # [N, T, K, 2, 3]
-    linear, offset = theta[..., :2], theta[..., 2:]
-    area = torch.linalg.det(linear).abs()                                                    # [N, T, K]
-    centre = -torch.linalg.solve(linear, offset)[..., 0] / 2      # where the map's centre shows, frame widths
-    span = (centre[:, :, None] - centre[:, None]).norm(dim=-1).amax(dim=(1, 2))            # [N, K]
-    return {"warp_area": round(area.mean().item(), 4),
-            "warp_area_range": round((area.amax(1) - area.amin(1)).mean().item(), 4),
-            "warp_shift": round(span.mean().item(), 4),
-            "warp_reach": round(centre.abs().amax(dim=(1, 2, 3)).mean().item(), 4)}
-
-
 def data_clips(path: str, num: int, frames: int, resolution: int) -> torch.Tensor:
     from vidgan.data import VideoDataset
 
@@ -109,8 +78,6 @@ def main(argv=None) -> int:
     fake = model_clips(G, args.num, frames)
     real = data_clips(args.data, args.num, frames, G.cfg.resolution)
     stats = dict(clip_stats(fake), noise=noise_effect(fake, model_clips(G, args.num, frames, motion_seed=args.num)))
-    if G.cfg.motion_warp:
-        stats.update(warp_stats(G, args.num, frames))
     print(json.dumps({"frames": frames, "num": args.num, "model": stats, "data": clip_stats(real)}))
     if args.sheet:
         from vidgan.export import contact_sheet, write_image

