@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from vidgan.nn import (DownBlock2d, DownBlock3d, Downsample2d, EqualConv2d, EqualConv3d, EqualLinear, MinibatchStd,
                        ModulatedConv2d, StyleConv, ToRGB, Upsample2d, VideoDownsample, bias_act, row_exact_linear)
-from vidgan.ops import fused_upsample, setup_filter
+from vidgan.ops import fused_upsample, reference, setup_filter
 
 
 @torch.no_grad()
@@ -25,11 +25,34 @@ def test_equalized_layers_keep_unit_scale_and_apply_lr_mul():
 
 
 def test_row_exact_linear_matches_linear_and_is_batch_invariant():
+    # Bitwise equality is guaranteed by construction here, not by the BLAS kernel (whose float64
+    # sums do differ between a batch and its slices): row_exact_linear rounds to float32 only
+    # where no summation order can change the result, and recomputes the rest in an order fixed
+    # by in_features alone. So it holds for any batch size, thread count and CPU.
     torch.manual_seed(0)
     x, w = torch.randn(37, 48), torch.randn(20, 48)
+    w[0, :3] = 1.0
+    x[3] = 0.0
+    x[5:7] = 0.0
+    x[5, :2] = torch.tensor([1.0, -1.0])                 # row 5 . w[0] = 1 - 1: exactly 0
+    x[6, :2] = torch.tensor([1.0, 2.0 ** -24])           # exact result 1 + 2^-24: a float32 rounding tie
     full = row_exact_linear(x, w)
     assert torch.allclose(full, x @ w.t(), atol=1e-5)
-    assert torch.equal(full, torch.cat([row_exact_linear(x[a:a + 5], w) for a in range(0, 37, 5)]))
+    assert float(full[5, 0]) == 0.0 and float(full[6, 0]) == 1.0   # the tie rounds to even, as the exact value
+    assert torch.equal(full[3], torch.zeros(20))
+    for size in (1, 2, 5):
+        assert torch.equal(full, torch.cat([row_exact_linear(x[a:a + size], w) for a in range(0, 37, size)]))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert torch.equal(full, row_exact_linear(x, w))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(row_exact_linear(x.reshape(37, 1, 48), w), full.reshape(37, 1, 20))
+    # Still differentiable, recomputed elements included.
+    xg = x[6:7].clone().requires_grad_(True)
+    row_exact_linear(xg, w)[0, 0].backward()
+    assert torch.equal(xg.grad[0], w[0])
 
 
 def test_bias_act():
@@ -39,6 +62,23 @@ def test_bias_act():
     assert torch.equal(bias_act(x * 100, None, "linear", clamp=5), torch.tensor([[-5.0, 5.0]]))
     with pytest.raises(ValueError):
         bias_act(x, act="tanh")
+
+
+def test_bias_act_is_the_ops_one_with_the_layers_defaults():
+    # One implementation (vidgan.ops.reference.bias_act); each caller keeps its defaults.
+    torch.manual_seed(0)
+    x, b = torch.randn(2, 3, 4, 5, 6), torch.randn(3)
+    for act in ("lrelu", "relu", "linear"):
+        for clamp in (None, 0.0, 0.5):
+            assert torch.equal(bias_act(x, b, act, clamp), reference.bias_act(x, b, act=act, clamp=clamp))
+    assert torch.equal(bias_act(x, b), x + b.view(1, 3, 1, 1, 1))                      # nn: linear
+    assert torch.equal(bias_act(x, b[:1].expand(6), dim=-1), x + b[0])                 # any dim
+    x4 = x[:, :, 0]
+    assert torch.equal(reference.bias_act(x4, b), F.leaky_relu(x4 + b.view(1, 3, 1, 1), 0.2) * math.sqrt(2))
+    assert torch.equal(reference.bias_act(x4, act="relu", act_gain=0.5), F.relu(x4) * 0.5)
+    assert torch.equal(reference.bias_act(x4, act="linear", clamp=-1.0), x4)            # ops: -1 = no clamp
+    with pytest.raises(ValueError, match="clamp must be a non-negative number"):
+        bias_act(x, clamp=-1.0)                                                        # nn: an error
 
 
 def test_modulated_conv_equals_per_sample_weights():

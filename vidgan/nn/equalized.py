@@ -11,38 +11,75 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from vidgan.ops import reference
+
 SQRT2 = math.sqrt(2.0)
 
 
 def bias_act(x: torch.Tensor, bias: Optional[torch.Tensor] = None, act: str = "linear",
              clamp: Optional[float] = None, dim: int = 1) -> torch.Tensor:
-    """x + bias (broadcast along `dim`), then lrelu(0.2)*sqrt(2) / relu*sqrt(2) / linear, then clamp."""
-    if bias is not None:
-        shape = [1] * x.ndim
-        shape[dim] = -1
-        x = x + bias.to(x.dtype).reshape(shape)
-    if act == "lrelu":
-        x = F.leaky_relu(x, 0.2) * SQRT2
-    elif act == "relu":
-        x = F.relu(x) * SQRT2
-    elif act != "linear":
-        raise ValueError(f"act must be 'lrelu', 'relu' or 'linear', got {act!r}.")
-    if clamp is not None:
-        x = x.clamp(-clamp, clamp)
-    return x
+    """x + bias (broadcast along `dim`), then lrelu(0.2)*sqrt(2) / relu*sqrt(2) / linear, then clamp.
+
+    The layers' defaults (linear unless told, slope 0.2, gain sqrt(2)) on the one implementation,
+    vidgan.ops.reference.bias_act. clamp: None = no clamp, else >= 0 (a negative clamp is an error
+    here, as in vidgan.ops.fused_upsample: the model config only ever passes a positive one).
+    """
+    if clamp is not None and not clamp >= 0:
+        raise ValueError(f"clamp must be a non-negative number or None (no clamp), got {clamp!r}.")
+    return reference.bias_act(x, bias, act=act, alpha=0.2, act_gain=SQRT2, clamp=clamp, dim=dim)
+
+
+def _fixed_order_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """sum(a * b, -1) for [U, K] rows, added pairwise in an order that depends on K alone.
+
+    Elementwise multiplies and adds only, each rounded on its own: a row's result depends on
+    that row's values and nothing else (not U, the thread count or the SIMD width).
+    """
+    p = a * b
+    while p.shape[-1] > 1:
+        h = p.shape[-1] // 2
+        s = p[:, :h] + p[:, h:2 * h]
+        p = torch.cat([s, p[:, 2 * h:]], dim=1) if p.shape[-1] % 2 else s
+    return p[:, 0]
 
 
 def row_exact_linear(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """x @ w.T where each output row depends on its input row only, bit for bit, whatever the batch size.
 
-    BLAS kernels pick different accumulation orders for different numbers of rows, so float32 results
-    can differ in the last bit between a batch and its slices. Accumulating in float64 and rounding
-    back makes those differences vanish (they are ~1e-16, far below float32 resolution). Used in
-    eval mode only, where rendering a clip in chunks must equal rendering it whole.
+    BLAS kernels pick different accumulation orders for different numbers of rows (and for
+    different alignments, thread counts and CPUs), so their results can differ in the last bit
+    between a batch and its slices. For float32 x this is made impossible by construction:
+
+      r = x @ w.T in float64 (BLAS, any order). For any summation order, and so also for an
+      exact or a fixed-order sum, |r - x.w| <= gamma_K * s with s = |x| @ |w|.T and
+      gamma_K ~ K * 2^-53 (K = in_features). Rounding to float32 is monotonic, so where
+      float32(r - b) == float32(r + b) for a margin b >= 2 gamma_K s, every float64 value any
+      order could produce rounds to the same float32: that of the exact dot product. The rare
+      remaining elements (within b of a float32 rounding boundary, ~1e-4 of them) are recomputed
+      with _fixed_order_dot, which depends on the row only; it lies within the same interval of
+      any r, so it also agrees with every safe result.
+
+    Used in eval mode only, where rendering a clip in chunks must equal rendering it whole.
+    Other dtypes: plain F.linear (no such guarantee).
     """
     if x.dtype != torch.float32:
         return F.linear(x, w.to(x.dtype))
-    return F.linear(x.double(), w.double()).float()
+    k, out = x.shape[-1], w.shape[0]
+    x64, w64 = x.reshape(-1, k).double(), w.double()
+    r = F.linear(x64, w64)                                                       # [R, out]
+    y = r.float()
+    with torch.no_grad():
+        s = F.linear(x64.abs(), w64.abs())
+        b = s * (4.0 * (k + 2) * 2.0 ** -53)  # 2 gamma_K s, doubled for the rounding of s and of r +- b
+        rd = r.detach()
+        unsafe = (rd - b).float() != (rd + b).float()          # also NaN: recomputed, still row-exact
+        rows, cols = unsafe.nonzero(as_tuple=True)
+    if rows.numel():
+        step = max(1, (1 << 22) // max(k, 1))                  # bounds the [U, K] products to 32 MiB
+        fix = torch.cat([_fixed_order_dot(x64[rows[a:a + step]], w64[cols[a:a + step]])
+                         for a in range(0, rows.numel(), step)])
+        y = y.index_put((rows, cols), fix.float())
+    return y.reshape(*x.shape[:-1], out)
 
 
 class EqualLinear(nn.Module):

@@ -112,10 +112,18 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor, up: IntPair = 1, down: IntPair =
 
 
 def bias_act(y: torch.Tensor, bias: Optional[torch.Tensor] = None, act: str = "lrelu", alpha: float = 0.2,
-             act_gain: Optional[float] = None, clamp: Optional[float] = None) -> torch.Tensor:
-    """y + bias[c], then act(y) * act_gain (linear ignores act_gain), then clamp to [-clamp, clamp]."""
+             act_gain: Optional[float] = None, clamp: Optional[float] = None, dim: int = 1) -> torch.Tensor:
+    """y + bias (broadcast along `dim`), then act(y) * act_gain, then clamp to [-clamp, clamp].
+
+    The one bias + activation of the package: the reference of the fused op's epilogue, its
+    unfused fallback, and (through vidgan.nn.bias_act, with nn's defaults) every nn layer.
+    act: 'lrelu' (slope alpha), 'relu' or 'linear' (which ignores act_gain); act_gain None =
+    sqrt(2). clamp None or negative = no clamp (the kernels' -1 convention).
+    """
     if bias is not None:
-        y = y + bias.to(y.dtype).reshape(1, -1, 1, 1)
+        shape = [1] * y.ndim
+        shape[dim] = -1
+        y = y + bias.to(y.dtype).reshape(shape)
     if act == "lrelu":
         y = F.leaky_relu(y, alpha) * (math.sqrt(2) if act_gain is None else act_gain)
     elif act == "relu":
