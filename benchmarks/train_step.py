@@ -45,7 +45,7 @@ def _step(trainer, loader) -> float:
     t = time.perf_counter()
     assert trainer._train_step(loader) is not None, "non-finite loss"
     sync()
-    trainer.step += 1
+    trainer.nets.step += 1
     return time.perf_counter() - t
 
 

@@ -32,7 +32,7 @@ def render(G):
 def test_round_trip_is_bit_identical(tmp_path):
     G = make_G(motion="gru")
     out = save_model(tmp_path / "model", G, meta={"steps": 12, "data": "moving-mnist", "fps": 8})
-    assert sorted(os.listdir(out)) == ["config.json", "generator.safetensors"]
+    assert sorted(os.listdir(out)) == ["config.json", "generator.safetensors", "manifest.json"]
     doc = json.loads((out / "config.json").read_text())
     assert doc["model"]["motion"] == "gru" and doc["meta"]["steps"] == 12
     H = load(out)
@@ -46,7 +46,7 @@ def test_round_trip_is_bit_identical(tmp_path):
 def test_save_into_an_existing_folder_keeps_other_files(tmp_path):
     (tmp_path / "state.pt").write_bytes(b"x")
     save_model(tmp_path, make_G())
-    assert sorted(os.listdir(tmp_path)) == ["config.json", "generator.safetensors", "state.pt"]
+    assert sorted(os.listdir(tmp_path)) == ["config.json", "generator.safetensors", "manifest.json", "state.pt"]
 
 
 def test_atomic_directory_leaves_nothing_on_error_and_replaces_on_success(tmp_path):
@@ -60,12 +60,14 @@ def test_atomic_directory_leaves_nothing_on_error_and_replaces_on_success(tmp_pa
     (target / "old.txt").write_text("old")
     with atomic_directory(target) as tmp:
         save_model(tmp, make_G())
-    assert sorted(os.listdir(target)) == ["config.json", "generator.safetensors"]
+    assert sorted(os.listdir(target)) == ["config.json", "generator.safetensors", "manifest.json"]
     assert os.listdir(tmp_path) == ["step-00000001"]
 
 
 def test_corrupt_weights_and_config_name_the_file(tmp_path):
+    # Without a manifest (as vidgan 0.1.0 wrote models), the readers themselves find the damage.
     out = save_model(tmp_path / "m", make_G())
+    (out / "manifest.json").unlink()
     weights = out / "generator.safetensors"
     data = weights.read_bytes()
     weights.write_bytes(data[: len(data) // 2])
@@ -179,3 +181,73 @@ def test_saved_model_is_readable_by_others(tmp_path):
     for name in ("config.json", "generator.safetensors"):
         mode = stat.S_IMODE(os.stat(tmp_path / "m" / name).st_mode)
         assert mode == 0o666 & ~umask
+
+
+def test_damage_that_still_parses_is_found_by_the_manifest(tmp_path):
+    # 64 random bytes inside the tensor data: the file still loads as safetensors, with wild weights.
+    out = save_model(tmp_path / "m", make_G())
+    weights = out / "generator.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-200:-136] = os.urandom(64)
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"generator\.safetensors does not match the size and sha256 recorded"):
+        load(out)
+    with pytest.raises(CheckpointError, match=r"generator\.safetensors does not match"):
+        load(out / "generator.safetensors")
+    save_model(out, make_G())                                         # written again: whole again
+    (out / "config.json").write_text((out / "config.json").read_text()[:-20])     # truncated
+    with pytest.raises(CheckpointError, match=r"config\.json does not match the size and sha256"):
+        load(out)
+    (out / "manifest.json").write_text("{")
+    with pytest.raises(CheckpointError, match=r"manifest\.json is unreadable"):
+        load(out)
+
+
+def test_the_embedded_model_carries_a_manifest_and_verifies_fast():
+    import time
+
+    from vidgan.checkpoint import DEFAULT_DIR
+    from vidgan.manifest import verify
+
+    t0 = time.perf_counter()
+    assert verify(DEFAULT_DIR, ["config.json", "generator.safetensors"]) is True
+    assert time.perf_counter() - t0 < 5          # a generous ceiling; it takes milliseconds
+
+
+@pytest.mark.parametrize("model,words", [
+    ({"z_dim": 10 ** 9}, "z_dim must be at most 1,024"),
+    ({"w_dim": 10 ** 6}, "w_dim must be at most 1,024"),
+    ({"channel_base": 10 ** 9, "channel_max": 10 ** 9}, "channel_base must be at most"),
+    ({"time_features": 10 ** 8}, "time_features must be at most 64"),
+    ({"mapping_layers": 10 ** 6}, "mapping_layers must be at most 16"),
+    ({"frames": 10 ** 12}, "frames must be at most 1,048,576"),
+])
+def test_hostile_model_configs_are_refused_before_anything_is_built(tmp_path, monkeypatch, model, words):
+    import vidgan.checkpoint as C
+
+    out = save_model(tmp_path / "m", make_G())
+    (out / "manifest.json").unlink()                              # a stranger's model folder
+    doc = json.loads((out / "config.json").read_text())
+    doc["model"].update(model)
+    (out / "config.json").write_text(json.dumps(doc))
+    built = []
+    monkeypatch.setattr(C, "TemporalGenerator", lambda cfg: built.append(cfg))
+    with pytest.raises(CheckpointError, match=rf"config\.json holds a bad model config: .*{words}"):
+        load(out)
+    assert built == []
+
+
+@pytest.mark.parametrize("meta,words", [({"frames": 10 ** 12}, r"meta\.frames 1000000000000, not a whole number"),
+                                        ({"fps": "fast"}, r"meta\.fps 'fast', not a number above 0")])
+def test_a_models_bad_viewing_length_or_rate_is_named(tmp_path, meta, words):
+    out = save_model(tmp_path / "m", make_G(), meta=meta)
+    with pytest.raises(CheckpointError, match=words):
+        load(out)
+
+
+def test_json_nested_too_deep_is_one_sentence(tmp_path):
+    out = save_model(tmp_path / "m", make_G())
+    (out / "manifest.json").unlink()
+    (out / "config.json").write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(CheckpointError, match=r"config\.json is not valid JSON \(it nests deeper than 32 levels\)"):
+        load(out)

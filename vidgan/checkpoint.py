@@ -24,8 +24,10 @@ from typing import Dict, Iterator, List, Optional, Tuple, Union
 import torch
 import torch.nn as nn
 
+from vidgan import jsonfile
 from vidgan._atomic import atomic_dir, atomic_file
 from vidgan.errors import CheckpointError, InputError
+from vidgan.manifest import verify, write_manifest
 from vidgan.models import ModelConfig, TemporalGenerator
 
 FORMAT = "vidgan-generator"
@@ -113,6 +115,7 @@ def save_model(path: PathLike, G: TemporalGenerator, meta: Optional[dict] = None
     def write_into(folder: Path) -> None:
         _save_safetensors(folder / WEIGHTS_FILE, G, metadata={"format": FORMAT})
         _write_atomic(folder / CONFIG_FILE, lambda tmp: Path(tmp).write_text(doc + "\n"))
+        write_manifest(folder, [CONFIG_FILE, WEIGHTS_FILE])
 
     if path.is_dir():
         write_into(path)
@@ -143,8 +146,8 @@ def read_config(path: PathLike) -> tuple:
     if not path.is_file():
         raise CheckpointError(f"{path} is missing; a model folder needs {CONFIG_FILE} and {WEIGHTS_FILE}.")
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        doc = jsonfile.read(path)
+    except (OSError, ValueError) as exc:
         raise CheckpointError(f"{path} is not valid JSON ({exc}); the checkpoint is corrupt.") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("model"), dict):
         raise CheckpointError(f"{path} is not a vidgan generator config (expected \"format\": \"{FORMAT}\" "
@@ -160,12 +163,29 @@ def read_config(path: PathLike) -> tuple:
     except InputError as exc:
         raise CheckpointError(f"{path} holds a bad model config: {exc}") from None
     meta = doc.get("meta") or {}
-    return cfg, meta if isinstance(meta, dict) else {}
+    meta = meta if isinstance(meta, dict) else {}
+    _check_meta(meta, path)
+    return cfg, meta
+
+
+def _check_meta(meta: dict, path: Path) -> None:
+    """CheckpointError unless the viewing length and rate a model suggests (meta "frames", "fps") are sane."""
+    from vidgan.models.config import MAX_FRAMES
+
+    frames, fps = meta.get("frames"), meta.get("fps")
+    if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int)
+                               or not 1 <= frames <= MAX_FRAMES):
+        raise CheckpointError(f"{path} has meta.frames {frames!r}, not a whole number from 1 to {MAX_FRAMES:,}; "
+                              "the config is damaged: fix or remove that key.")
+    if fps is not None and (isinstance(fps, bool) or not isinstance(fps, (int, float)) or not 0 < fps <= 1000):
+        raise CheckpointError(f"{path} has meta.fps {fps!r}, not a number above 0 and at most 1000; the config "
+                              "is damaged: fix or remove that key.")
 
 
 def load_model_dir(path: PathLike, device="cpu") -> TemporalGenerator:
     """A TemporalGenerator (eval mode, .cfg, .meta) from a folder holding config.json + generator.safetensors."""
     path = Path(path)
+    verify(path, [CONFIG_FILE, WEIGHTS_FILE])
     cfg, meta = read_config(path / CONFIG_FILE)
     G = TemporalGenerator(cfg)
     _load_safetensors(path / WEIGHTS_FILE, G)
@@ -238,6 +258,7 @@ def load(path: Optional[PathLike] = None, device="cpu") -> TemporalGenerator:
         if p.suffix != ".safetensors":
             raise CheckpointError(f"{p} is not a checkpoint: pass a model folder, a run folder or a "
                                   f".safetensors file with {CONFIG_FILE} beside it.")
+        verify(p.parent, [CONFIG_FILE, p.name])
         cfg, meta = read_config(p.parent / CONFIG_FILE)
         G = TemporalGenerator(cfg)
         _load_safetensors(p, G)

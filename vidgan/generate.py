@@ -24,10 +24,12 @@ import torch
 
 from vidgan.errors import InputError
 from vidgan.export import to_uint8
+from vidgan.models.config import MAX_FRAMES
 
 _MOTION_STREAM = 0x5EED_0001  # keeps the motion stream apart from the content stream
 _MAX_SIDE = 8192  # the largest frame side generate writes (H.264 levels stop at 8192)
 CHUNK = 16  # default frames per rendering call
+MAX_CLIPS = 4096  # clips in one call
 
 
 def _cpu_generator(seed: int, stream: int = 0) -> torch.Generator:
@@ -64,10 +66,10 @@ def iter_chunks(G, num: int = 1, frames: Optional[int] = None, seed: int = 0, tr
                 batch: Optional[int] = None, device=None) -> Iterator[np.ndarray]:
     """Yields consecutive uint8 [num, t, H, W, 3] chunks of the clips, t <= batch frames each."""
     frames = int(G.cfg.frames if frames is None else frames)
-    if frames < 1:
-        raise InputError(f"frames must be at least 1, got {frames}.")
-    if num < 1:
-        raise InputError(f"the number of clips must be at least 1, got {num}.")
+    if not 1 <= frames <= MAX_FRAMES:
+        raise InputError(f"frames must be from 1 to {MAX_FRAMES:,}, got {frames}.")
+    if not 1 <= num <= MAX_CLIPS:
+        raise InputError(f"the number of clips must be from 1 to {MAX_CLIPS}, got {num}.")
     if not math.isfinite(truncation):
         raise InputError(f"truncation must be a finite number (1 = none), got {truncation}.")
     batch = int(CHUNK if batch is None else batch)

@@ -49,14 +49,16 @@ def test_long_renders_stay_bounded(motion):
 
 
 @pytest.mark.parametrize("motion", ["continuous", "gru"])
-def test_chunked_synthesis_equals_full(motion):
+def test_chunked_synthesis_equals_full_up_to_rounding(motion):
+    # Frames are computed independently of each other, but a convolution over another number of frames may
+    # take other kernels, so chunks agree with the full render to rounding, not bit for bit.
     G = build(motion)
     z, m = G.sample_content(2, gen(5)), G.sample_motion(2, 9, gen(6))
     with torch.no_grad():
         codes = G.motion_trajectory(m, 9)
         full = G.synthesize(z, codes)
         parts = torch.cat([G.synthesize(z, codes[:, a:a + 4]) for a in range(0, 9, 4)], dim=2)
-    assert torch.equal(full, parts)
+    torch.testing.assert_close(full, parts, rtol=1e-4, atol=1e-5)
 
 
 def test_same_inputs_same_output_and_seeds_control_content_and_motion():

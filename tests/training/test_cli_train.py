@@ -130,3 +130,22 @@ def test_presets_are_listed_and_picked_by_name(tmp_path, mm_pack, capsys):
     assert not (tmp_path / "r").exists()
     code, out, err = _train(capsys, "--data", mm_pack)
     assert code == 2 and "needs --out RUN_DIR" in err
+
+
+@pytest.mark.parametrize("change,words", [
+    ({"model": {"z_dim": 10 ** 9}}, "model config z_dim must be at most 1,024"),
+    ({"batch": 10 ** 12}, "batch must be at most 65,536"),
+    ({"model": {"frames": 10 ** 12}}, "model config frames must be at most 1,048,576"),
+])
+def test_a_hostile_run_config_is_refused_on_resume(base_run, tmp_path, capsys, change, words):
+    run = _copy(base_run, tmp_path)
+    saved = json.loads((run / "train_config.json").read_text())
+    for k, v in change.items():
+        saved[k] = dict(saved[k], **v) if isinstance(v, dict) else v
+    (run / "train_config.json").write_text(json.dumps(saved))
+    code, out, err = _train(capsys, "--out", str(run), "--steps", "2")
+    assert code == 2 and words in err and len(err.strip().splitlines()) == 1
+    assert not (run / "checkpoints" / "step-00000002").exists()
+    (run / "train_config.json").write_text("{" * 100000)
+    code, out, err = _train(capsys, "--out", str(run), "--steps", "2")
+    assert code == 2 and "nests deeper than 32 levels" in err

@@ -41,8 +41,8 @@ def test_save_load_round_trip_and_keep(tmp_path):
         path, G_ema, mods = _save(run, step, seed=step, keep=2)
     assert [s for s, _ in S.list_checkpoints(run)] == [3, 4]
     assert sorted(p.name for p in path.iterdir()) == ["Dc.safetensors", "Df.safetensors", "G.safetensors",
-                                                      "config.json", "generator.safetensors", "state.pt",
-                                                      "train.json"]
+                                                      "config.json", "generator.safetensors", "manifest.json",
+                                                      "state.pt", "train.json"]
     G_ema2, mods2 = _models(99)
     found, st = S.find_resumable(run, ModelConfig(**TINY_MODEL).to_dict(), G_ema2, mods2)
     assert found == path and st["step"] == 4 and st["lr_scale"] == 0.5
@@ -81,7 +81,14 @@ def test_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path):
     (run / "checkpoints" / "step-00000001" / "state.pt").write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="every one is corrupt"):
         S.find_resumable(run, ModelConfig(**TINY_MODEL).to_dict(), G_ema, mods, log=messages.append)
-    assert "state.pt is missing or corrupt (UnpicklingError: " in messages[-1]
+    assert "state.pt does not match the size and sha256 recorded when it was written" in messages[-1]
+    # Without the manifest (vidgan 0.1.0's checkpoints) the reader names the damage, in one sentence.
+    (run / "checkpoints" / "step-00000001" / "manifest.json").unlink()
+    with pytest.raises(CheckpointError, match="every one is corrupt"):
+        S.find_resumable(run, ModelConfig(**TINY_MODEL).to_dict(), G_ema, mods, log=messages.append)
+    assert messages[-1].endswith("state.pt cannot be read as a training state (UnpicklingError); it is damaged: "
+                                 "resume from another checkpoint or delete this one. Falling back to the previous "
+                                 "checkpoint.")
 
 
 def test_incompatible_config_names_the_keys(tmp_path):
@@ -102,6 +109,7 @@ def test_checkpoint_older_than_a_new_config_field_still_resumes(tmp_path):
     saved = json.loads(f.read_text())
     del saved["model"]["motion_to_styles"]
     f.write_text(json.dumps(saved))
+    (path / "manifest.json").unlink()                                   # such checkpoints had none
     G_ema, mods = _models(1)
     found, state = S.find_resumable(run, ModelConfig(**TINY_MODEL).to_dict(), G_ema, mods)
     assert found == path and state["step"] == 3
@@ -130,3 +138,44 @@ def test_rng_state_round_trip():
     S.set_rng_state(saved)
     b = (torch.rand(3), np.random.rand(3), random.random())
     assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
+
+
+class _Payload:
+    """Pickles as a call of os.system: what a hostile state.pt would carry."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch /tmp/vidgan-pwned",))
+
+
+def test_a_state_file_with_code_in_it_is_refused_and_never_run(tmp_path):
+    import os
+
+    run = tmp_path / "run"
+    path = _save(run, 1)[0]
+    torch.save({"step": 1, "x": _Payload()}, str(path / S.STATE_FILE))
+    (path / "manifest.json").unlink()                       # a stranger's file: no manifest to catch it first
+    G_ema, mods = _models(0)
+    with pytest.raises(CheckpointError) as err:
+        S.load_checkpoint(path, G_ema, mods)
+    assert str(err.value) == (f"checkpoint file {path / S.STATE_FILE} holds objects other than tensors and "
+                              "numbers, which vidgan never loads; it is damaged or not vidgan's: resume from "
+                              "another checkpoint or delete this one.")
+    assert "weights_only" not in str(err.value) and not os.path.exists("/tmp/vidgan-pwned")
+
+
+def test_old_checkpoints_are_moved_out_of_their_step_names_before_they_are_removed(tmp_path, monkeypatch):
+    # A kill during the removal of an old checkpoint leaves a hidden folder, which the next run clears,
+    # never a step-* folder holding only part of a checkpoint.
+    import shutil
+
+    run = tmp_path / "run"
+    _save(run, 1, keep=1)
+    monkeypatch.setattr(shutil, "rmtree", lambda *a, **k: None)             # "killed" before anything went
+    _save(run, 2, keep=1)
+    names = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert names[-1] == "step-00000002" and names[0].startswith(".step-00000001.old-") and len(names) == 2
+    monkeypatch.undo()
+    S.clean_temp(run)
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-00000002"]

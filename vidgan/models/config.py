@@ -14,13 +14,19 @@ REMOVED = {"pair_d": False, "pair_d_pairs": None, "content_encoder": False, "con
            "styles_per_clip": False, "motion_warp": False, "warp_resolution": None, "warp_groups": None,
            "warp_transform": None, "warp_limit": None}
 REMOVED_SINCE = "0.1.0"   # the last vidgan version that had them
+# Upper bounds that no real model reaches, checked before anything is built, so a hostile config.json is
+# refused in one sentence instead of allocating terabytes.
+MAX_FRAMES = 2 ** 20
+MAX_CHANNELS = 4096
+MAX_DIM = 1024
 
 
-def _field(default, g: bool = False, resume: bool = False):
+def _field(default, g: bool = False, resume: bool = False, most=None):
     """A config field with its rules: g = it shapes the generator (a generator given to init_from must match
     it); resume = it shapes no parameter, so a run may continue with another value (a later phase on
-    longer clips, say); every other field must match the checkpoint a run resumes from."""
-    return field(default=default, metadata={"g": g, "resume": resume})
+    longer clips, say); every other field must match the checkpoint a run resumes from. most: the largest
+    value accepted."""
+    return field(default=default, metadata={"g": g, "resume": resume, "most": most})
 
 
 @dataclass
@@ -33,39 +39,39 @@ class ModelConfig:
     """
 
     # Output clips.
-    resolution: int = _field(64, g=True)      # H = W; a power of two in 32..256
-    frames: int = _field(16, resume=True)     # training clip length T (rendering may use any length)
+    resolution: int = _field(64, g=True)                      # H = W; a power of two in 32..256
+    frames: int = _field(16, resume=True, most=MAX_FRAMES)    # training clip length T (renders take any length)
     # Content: z_c [N, z_dim] -> mapping network -> w_c [N, w_dim].
-    z_dim: int = _field(64, g=True)
-    w_dim: int = _field(128, g=True)
-    mapping_layers: int = _field(2, g=True)
+    z_dim: int = _field(64, g=True, most=MAX_DIM)
+    w_dim: int = _field(128, g=True, most=MAX_DIM)
+    mapping_layers: int = _field(2, g=True, most=16)
     mapping_lr_mul: float = _field(0.01, g=True)
     w_avg_beta: float = 0.995                 # EMA of w_c tracked in training mode (for truncation)
     # Motion: noise -> per-frame motion codes [N, T, motion_code_dim].
     motion: str = _field("continuous", g=True)  # "continuous" (time grid + periodic features, any length and
                                                 # frame rate) or "gru" (MoCoGAN-like recurrent baseline)
-    motion_dim: int = _field(32, g=True)      # noise size per grid code ('continuous') / per step ('gru')
-    motion_code_dim: int = _field(32, g=True)  # size of the per-frame motion code m_t
-    motion_spacing: int = _field(4, g=True)   # 'continuous': frames between two grid codes
+    motion_dim: int = _field(32, g=True, most=MAX_DIM)        # noise size per grid code ('continuous') / step ('gru')
+    motion_code_dim: int = _field(32, g=True, most=MAX_DIM)  # size of the per-frame motion code m_t
+    motion_spacing: int = _field(4, g=True, most=1024)   # 'continuous': frames between two grid codes
     motion_interp: str = _field("cubic", g=True)  # 'continuous': "cubic" (Catmull-Rom) or "linear"
-    time_features: int = _field(8, g=True)    # 'continuous': number of sin/cos frequencies
+    time_features: int = _field(8, g=True, most=64)    # 'continuous': number of sin/cos frequencies
     time_period_min: float = _field(4.0, g=True)   # 'continuous': shortest period, in frames (> 2: no flicker)
-    time_period_max: float = _field(64.0, g=True)  # 'continuous': longest period, in frames
+    time_period_max: float = _field(64.0, g=True, most=MAX_FRAMES)  # 'continuous': longest period (frames)
     motion_to_styles: bool = _field(True, g=True)  # m_t enters the 4x4 input AND offsets the styles of every
                                                    # layer (the embedded model); False: the input only
                                                    # (StyleGAN-V), styles are content alone
     # Synthesis network.
-    channel_base: int = _field(1024, g=True)
-    channel_max: int = _field(64, g=True)
+    channel_base: int = _field(1024, g=True, most=MAX_CHANNELS * 256)
+    channel_max: int = _field(64, g=True, most=MAX_CHANNELS)
     conv_clamp: Optional[float] = _field(None, g=True)  # clamp of conv outputs, e.g. 256 for float16 (None = off)
     # Frame discriminator (2D, k frames of each clip).
-    frame_d_frames: int = 2
-    d_channel_base: int = 1024
-    d_channel_max: int = 64
-    mbstd_group: int = 4
+    frame_d_frames: int = _field(2, most=64)
+    d_channel_base: int = _field(1024, most=MAX_CHANNELS * 256)
+    d_channel_max: int = _field(64, most=MAX_CHANNELS)
+    mbstd_group: int = _field(4, most=1024)
     # Clip discriminator ((2+1)D over the whole clip, with frame differences as extra input).
-    clip_channel_base: int = 512
-    clip_channel_max: int = 64
+    clip_channel_base: int = _field(512, most=MAX_CHANNELS * 256)
+    clip_channel_max: int = _field(64, most=MAX_CHANNELS)
     clip_diff: bool = True
     clip_input_div: int = 2              # the clip D sees clips FIR-downsampled by 1, 2 or 4
 
@@ -128,6 +134,11 @@ class ModelConfig:
                 raise InputError(f"model config {f.name} must be true or false, got {v!r}.")
             if kind == "str" and not isinstance(v, str):
                 raise InputError(f"model config {f.name} must be a string, got {v!r}.")
+        for f in dataclasses.fields(self):
+            most = f.metadata.get("most")
+            if most is not None and getattr(self, f.name) > most:
+                raise InputError(f"model config {f.name} must be at most {most:,} (no real model comes near), got "
+                                 f"{getattr(self, f.name):,}; the config is damaged or not meant for vidgan.")
         r = self.resolution
         if not (32 <= r <= 256 and r & (r - 1) == 0):
             raise InputError(f"model config resolution must be a power of two from 32 to 256, got {r}.")
@@ -161,7 +172,8 @@ class ModelConfig:
                 raise InputError(f"model config conv_clamp must be a positive number or null, got {self.conv_clamp!r}.")
 
 
-def drop_removed(d: Dict[str, Any], what: str, prefix: str = "", removed: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+def drop_removed(d: Dict[str, Any], what: str, prefix: str = "",
+                 removed: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """`d` without the keys of options this version no longer has (REMOVED, or `removed`); InputError naming
     the first one that is switched on, since a config that used it cannot be rebuilt."""
     removed = REMOVED if removed is None else removed

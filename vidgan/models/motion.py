@@ -17,8 +17,6 @@ t = 0, 1, 2, ... at the training frame rate; fractional t renders in between) an
   between steps.
 """
 import math
-from typing import Optional
-
 import torch
 import torch.nn as nn
 
@@ -31,6 +29,16 @@ def _sample(shape, generator, device) -> torch.Tensor:
     src = generator.device if generator is not None else torch.device("cpu")
     x = torch.randn(shape, generator=generator, device=src)
     return x if device is None else x.to(device)
+
+
+def _check_noise(motion, noise: torch.Tensor, times: torch.Tensor, min_steps: int, shape: str, covered: str):
+    """InputError unless noise is [N, >= min_steps, E] motion noise covering `times`."""
+    if noise.ndim != 3 or noise.shape[2] != motion.noise_dim or noise.shape[1] < min_steps:
+        raise InputError(f"{shape} (from G.sample_motion), got {tuple(noise.shape)}.")
+    if not motion.covers(noise, times):
+        raise InputError(f"the motion noise covers frame times {covered.format(span=motion.span(noise))}, but times {float(times.min()):g} to "
+                         f"{float(times.max()):g} were asked for; draw it with G.sample_motion(n, frames) for "
+                         "enough frames.")
 
 
 def _gather_time(noise: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -87,13 +95,8 @@ class ContinuousMotion(nn.Module):
         return out * torch.rsqrt(sum(w * w for w in weights))
 
     def forward(self, noise: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
-        if noise.ndim != 3 or noise.shape[2] != self.noise_dim or noise.shape[1] < 4:
-            raise InputError(f"'continuous' motion noise must be [N, K>=4, {self.noise_dim}] "
-                             f"(from G.sample_motion), got {tuple(noise.shape)}.")
-        if not self.covers(noise, times):
-            raise InputError(f"the motion noise covers frame times 0 <= t < {self.span(noise):g}, but times "
-                             f"{float(times.min()):g} to {float(times.max()):g} were asked for; draw it with "
-                             f"G.sample_motion(n, frames) for enough frames.")
+        _check_noise(self, noise, times, 4, f"'continuous' motion noise must be [N, K>=4, {self.noise_dim}]",
+                     "0 <= t < {span:g}")
         c = self.interpolate(noise, times)                                  # [N, T, E]
         phase, amp = self.phase_amp(c).chunk(2, dim=-1)                     # [N, T, F] each
         angle = times.to(c.dtype)[None, :, None] * self.omega + phase
@@ -145,13 +148,8 @@ class GRUMotion(nn.Module):
         return torch.stack(states, dim=1)
 
     def forward(self, noise: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
-        if noise.ndim != 3 or noise.shape[2] != self.noise_dim or noise.shape[1] < 1:
-            raise InputError(f"'gru' motion noise must be [N, S, {self.noise_dim}] (from G.sample_motion), "
-                             f"got {tuple(noise.shape)}.")
-        if not self.covers(noise, times):
-            raise InputError(f"the motion noise covers frame times 0 to {self.span(noise):g}, but times "
-                             f"{float(times.min()):g} to {float(times.max()):g} were asked for; draw it with "
-                             f"G.sample_motion(n, frames) for enough frames.")
+        _check_noise(self, noise, times, 1, f"'gru' motion noise must be [N, S, {self.noise_dim}]",
+                     "0 to {span:g}")
         t_max = float(times.max()) if times.numel() else 0.0
         steps = min(noise.shape[1], int(math.floor(t_max)) + 2)
         codes = self.out(self.run(noise[:, :steps]))                        # [N, S', M]

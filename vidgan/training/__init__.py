@@ -9,7 +9,7 @@ _LAZY = {
     "TrainConfig": ("vidgan.training.config", "TrainConfig"),
     "resolve_config": ("vidgan.training.sources", "resolve_config"),
     "list_presets": ("vidgan.training.sources", "list_presets"),
-    "train": ("vidgan.training.loop", "train"),
+    "train": ("vidgan.training.phases", "train"),
     "Trainer": ("vidgan.training.loop", "Trainer"),
     "VideoAugment": ("vidgan.training.augment", "VideoAugment"),
 }

@@ -15,7 +15,7 @@ from typing import Any, Dict, Optional, Tuple
 from vidgan._atomic import atomic_write_text
 from vidgan.errors import InputError
 from vidgan.models import ModelConfig
-from vidgan.models.config import drop_removed
+from vidgan.models.config import MAX_FRAMES, drop_removed
 from vidgan.training.augment import AUGMENTS
 from vidgan.training.losses import LOSSES
 from vidgan.training.merge import flatten, merge
@@ -25,6 +25,11 @@ RUN_CONFIG_NAME = "train_config.json"
 ALIASES = {"resolution": "model.resolution", "frames": "model.frames"}
 # Keys a schedule's phase may set: they shape no parameter, so a run continues across a phase boundary.
 SCHEDULABLE = ("time_offset", "model.frames")
+# Upper bounds no real run reaches, so a damaged or hostile train_config.json cannot ask for terabytes.
+BOUNDS = {"batch": 2 ** 16, "accum": 2 ** 16, "steps": 2 ** 40, "sample_num": 1024, "eval_clips": 2 ** 16,
+          "time_offset": MAX_FRAMES, "stride": 1024, "workers": 256, "keep": 10 ** 6, "r1_every": 10 ** 6,
+          "sample_fps": 1000.0, "log_every": 2 ** 40, "ckpt_every": 2 ** 40, "sample_every": 2 ** 40,
+          "eval_every": 2 ** 40}
 # Training settings of removed options (see vidgan.models.config.REMOVED): dropped when an old config is read.
 REMOVED_TRAIN = {"pair_weight": None, "pair_mismatch": None, "content_weight": None}
 
@@ -193,6 +198,10 @@ class TrainConfig:
             lo = 0 if name == "steps" else 1
             if int(getattr(self, name)) < lo:
                 raise InputError(f"{name} must be at least {lo}, got {getattr(self, name)}.")
+        for name, most in BOUNDS.items():
+            value = getattr(self, name)
+            if value is not None and value > most:
+                raise InputError(f"{name} must be at most {most:,} (no real run comes near), got {value:,}.")
         for name in ("workers", "log_every", "ckpt_every", "sample_every", "eval_every", "eval_clips", "time_offset",
                      "d_warmup"):
             if getattr(self, name) is not None and int(getattr(self, name)) < 0:

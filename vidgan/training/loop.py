@@ -1,9 +1,8 @@
-"""The run loop: `train(cfg)` (what `vidgan train` calls) and the `Trainer` behind it.
+"""The run loop: the `Trainer` behind `train(cfg)` (phases.py).
 
-A Trainer builds the networks (step.py), resumes the run folder's newest usable checkpoint (or starts G
-from init_from), then repeats the step (step.py) until cfg.steps, a signal or the time limit, writing
-stats, samples, FVD and checkpoints as configured. `train` runs a config's schedule: one Trainer per phase,
-each resuming where the previous stopped.
+A Trainer locks the run folder (runlock.py), builds the networks (step.py), resumes the folder's newest
+usable checkpoint (or starts G from init_from), then repeats the step (step.py) until cfg.steps, a signal
+or the time limit, writing stats, samples, FVD and checkpoints as configured.
 
 The data stream is a pure function of its position and every step re-seeds from (seed, rank, step), so a
 resumed run repeats an uninterrupted one bit for bit. A NaN or Inf loss restores the last good state (the
@@ -11,7 +10,6 @@ latest checkpoint, kept in memory), halves the learning rates and goes on; a sec
 leaving the checkpoints as they were.
 """
 import contextlib
-import dataclasses
 import os
 import signal
 import threading
@@ -28,6 +26,7 @@ from vidgan.training import distributed as D
 from vidgan.training.augment import adjust_p
 from vidgan.training.config import RUN_CONFIG_NAME, TrainConfig
 from vidgan.training.reporting import Reporter, truncate_stats
+from vidgan.training.runlock import RunLock
 from vidgan.training.state import clean_temp, find_resumable, list_checkpoints, rng_state, save_checkpoint
 from vidgan.training.step import Networks
 
@@ -55,6 +54,15 @@ class Trainer:
         self.micro = cfg.check_world(world)          # before joining the group: a clear error on every rank
         if cfg.data is None:
             raise InputError("no training data given; pass --data PATH (frame folders, video files or a .vidpack).")
+        self._lock = RunLock(cfg.run_dir).__enter__()   # before anything reads or writes the run folder
+        try:
+            self._build()
+        except BaseException:
+            self._lock.__exit__()
+            raise
+
+    def _build(self) -> None:
+        cfg = self.cfg
         self._owns_group = not (torch.distributed.is_available() and torch.distributed.is_initialized())
         self.dist = D.setup(cfg.device)
         self.device = self.dist.device
@@ -75,10 +83,6 @@ class Trainer:
         self.dataset = VideoDataset(cfg.data, frames=mc.frames, resolution=mc.resolution, stride=cfg.stride,
                                     keep_aspect=cfg.keep_aspect, hflip=cfg.hflip, mode="train", seed=cfg.seed)
         self.nets = Networks(cfg, self.dist, self.micro)
-        n = cfg.sample_num
-        gen = torch.Generator().manual_seed(cfg.seed + 12345)   # fixed sample seeds, independent of training
-        self.sample_z = self.nets.G.sample_content(n, generator=gen, device="cpu")
-        self.sample_m = self.nets.G.sample_motion(n, generator=gen, device="cpu")
         self.fvd = None
         if cfg.eval_every and self.main:                 # I3D and the real clips' list, checked up front
             from vidgan.training.evaluation import PeriodicFVD
@@ -197,20 +201,9 @@ class Trainer:
                        f"D {self.nets.opt_D.param_groups[0]['lr']:.3g}). A second occurrence stops the run.")
 
     # ------------------------------------------------------------------ samples
-    @torch.no_grad()
     def render_samples(self) -> np.ndarray:
         """The fixed-seed sample clips of G_ema as uint8 [N, T, H, W, 3] (the training RNG is untouched)."""
-        from vidgan.export import to_uint8
-
-        out = []
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            for i in range(0, self.sample_z.shape[0], 8):
-                z = self.sample_z[i:i + 8].to(self.device)
-                m = self.sample_m[i:i + 8].to(self.device)
-                with self.nets.autocast():
-                    out.append(self.nets.G_ema(z, m).float().cpu())
-        return to_uint8(torch.cat(out).nan_to_num_(0.0).clamp_(-1, 1))
+        return self.nets.render_samples()
 
     def _write_reals(self) -> None:
         """samples/reals.png once per run directory: a contact sheet of training clips, to compare samples with."""
@@ -232,7 +225,8 @@ class Trainer:
         if self.fvd is not None:
             rec = self.fvd(self.nets.G_ema)
             reporter.event(self.nets.step, **rec)
-            reporter.write(f"step {self.nets.step}: FVD {rec['fvd']:.2f} ({rec['fvd_clips']} clips, {rec['fvd_protocol']})")
+            reporter.write(f"step {self.nets.step}: FVD {rec['fvd']:.2f} ({rec['fvd_clips']} clips, "
+                           f"{rec['fvd_protocol']})")
         D.barrier(self.dist)
 
     # ------------------------------------------------------------------ signals
@@ -286,8 +280,8 @@ class Trainer:
             rep.write(f"vidgan train: {self.dataset.summary()}")
             rep.write(f"model {cfg.model.resolution}x{cfg.model.resolution}x{cfg.model.frames} "
                       f"({cfg.model.motion} motion), parameters G {n_par['G']:,} Df {n_par['Df']:,} "
-                      f"Dc {n_par['Dc']:,}; batch {cfg.batch} = {self.dist.world_size} rank(s) x {cfg.accum} x {self.micro} "
-                      f"on {self.device}; "
+                      f"Dc {n_par['Dc']:,}; batch {cfg.batch} = {self.dist.world_size} rank(s) x {cfg.accum} x "
+                      f"{self.micro} on {self.device}; "
                       + (f"resumed from {self.resumed_from}" if self.resumed_from else "new run")
                       + f"; writing to {self.run_dir}")
         t0 = time.perf_counter()
@@ -318,8 +312,9 @@ class Trainer:
                     if cfg.augment_target is not None:
                         ada_sum, ada_n = ada_sum + values["real_sign"], ada_n + 1
                         if ada_n == ADA_INTERVAL:
-                            self.nets.augment.p = adjust_p(self.nets.augment.p, ada_sum / ada_n, cfg.augment_target,
-                                                      cfg.batch, ADA_INTERVAL, cfg.augment_speed_kimg)
+                            self.nets.augment.p = adjust_p(self.nets.augment.p, ada_sum / ada_n,
+                                                           cfg.augment_target, cfg.batch, ADA_INTERVAL,
+                                                           cfg.augment_speed_kimg)
                             ada_sum, ada_n = 0.0, 0
                     rep.add(values)
                     rep.step_done(self.step, values)
@@ -365,48 +360,8 @@ class Trainer:
         return summary
 
     def close(self) -> None:
-        """Leave the process group if this trainer joined it."""
+        """Leave the process group if this trainer joined it; release the run folder."""
         if self._owns_group:
             D.teardown()
+        self._lock.__exit__()
 
-
-def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> Dict[str, Any]:
-    """Train (or resume) the run described by `cfg`, phase by phase through its schedule; returns the summary
-    of the last phase run (see Trainer.run), with start_step and steps_run over the whole call."""
-    cfg.validate()
-    deadline = None if cfg.minutes is None else time.monotonic() + cfg.minutes * 60
-    step = _newest_step(cfg.run_dir)
-    first, runs, summary = None, 0, None
-    while True:
-        phase, end = cfg.phase(step)
-        if deadline is not None:
-            left = (deadline - time.monotonic()) / 60
-            if left <= 0 and summary is not None:
-                summary["stopped"] = "time limit"
-                break
-            phase = dataclasses.replace(phase, minutes=max(left, 1e-6))
-        trainer = None
-        try:
-            trainer = Trainer(phase, log=log, record=cfg)
-            if cfg.phase(trainer.step)[1] != end:
-                step = trainer.step                 # it resumed from a checkpoint of another phase
-                continue
-            result = trainer.run()
-        finally:
-            if trainer is not None:
-                trainer.close()
-            elif int(os.environ.get("WORLD_SIZE", "1")) > 1:
-                D.teardown()
-        first = result["start_step"] if first is None else first
-        runs += result["steps_run"]
-        summary = dict(result, start_step=first, steps_run=runs)
-        step = result["step"]
-        if result["stopped"] != "completed" or step >= cfg.steps:
-            break
-    return summary
-
-
-def _newest_step(run_dir) -> int:
-    """The step of the run folder's newest checkpoint (0 for a new run); the Trainer checks it loads."""
-    found = list_checkpoints(run_dir)
-    return found[-1][0] if found else 0

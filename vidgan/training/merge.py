@@ -4,17 +4,16 @@ Values are checked against the type of the field they replace (or its declared t
 None); dotted keys ("model.frames") reach nested fields. Errors are InputError sentences naming the key
 and the source it came from.
 """
-import json
 import typing
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from vidgan import jsonfile
 from vidgan.errors import InputError
 
 
 def read_json(path: str) -> Dict[str, Any]:
     try:
-        with open(path) as fh:
-            d = json.load(fh)
+        d = jsonfile.read(path)
     except FileNotFoundError:
         raise InputError(f"config file {path} does not exist; check the path given to --config.") from None
     except (OSError, ValueError) as exc:
@@ -33,7 +32,7 @@ def parse_assignments(items: Sequence[str]) -> Dict[str, Any]:
         if not sep or not key:
             raise InputError(f"--set {item!r} is not of the form KEY=VALUE (e.g. --set model.motion=gru).")
         try:
-            value = json.loads(raw)
+            value = jsonfile.loads(raw)
         except ValueError:
             value = raw
         node = out

@@ -14,6 +14,7 @@ A checkpoint is written into a hidden temporary folder beside it and renamed int
 """
 import json
 import os
+import pickle
 import random
 import shutil
 from pathlib import Path
@@ -22,10 +23,13 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 import torch
 
+from vidgan import jsonfile
 from vidgan.checkpoint import list_checkpoints
 from vidgan.errors import CheckpointError, InputError
+from vidgan.manifest import verify, write_manifest
 
 CKPT_DIR = "checkpoints"
+CONFIG_FILE = "config.json"
 PREFIX = "step-"
 STATE_FILE = "state.pt"
 TRAIN_FILE = "train.json"
@@ -87,13 +91,17 @@ def save_checkpoint(run_dir, step: int, G_ema: torch.nn.Module, modules: Dict[st
         torch.save(state, str(tmp / STATE_FILE))
         with open(tmp / TRAIN_FILE, "w") as fh:
             json.dump(dict(train_cfg, step=int(step)), fh, indent=2, sort_keys=True)
+        write_manifest(tmp)                                  # last: the size and sha256 of every file
         for f in tmp.iterdir():  # make the bytes durable before the rename publishes them
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
     if keep > 0:
         for _, path in list_checkpoints(run_dir)[:-keep]:
             if path != final:
-                shutil.rmtree(path, ignore_errors=True)
+                # Out of the step-* names first, so a kill during the removal leaves no half folder under one.
+                trash = path.with_name(f".{path.name}.old-{os.getpid()}")
+                os.replace(path, trash)
+                shutil.rmtree(trash, ignore_errors=True)
     return final
 
 
@@ -102,8 +110,7 @@ def read_train_config(path: Path) -> Dict[str, Any]:
     """The train.json of a checkpoint; CheckpointError if missing or unreadable."""
     f = Path(path) / TRAIN_FILE
     try:
-        with open(f) as fh:
-            d = json.load(fh)
+        d = jsonfile.read(f)
         if not isinstance(d, dict) or not isinstance(d.get("model"), dict):
             raise ValueError("not a training config object")
         return d
@@ -120,17 +127,26 @@ def load_checkpoint(path: Path, G_ema: torch.nn.Module, modules: Dict[str, torch
     from vidgan.checkpoint import load_modules
 
     path = Path(path)
+    verify(path, [CONFIG_FILE, TRAIN_FILE, STATE_FILE] + [f"{n}.safetensors" for n in [*modules, "generator"]])
     load_modules(path, dict(modules, generator=G_ema))
     f = path / STATE_FILE
     try:
         state = torch.load(str(f), map_location="cpu", weights_only=True)
         if not isinstance(state, dict) or "step" not in state:
             raise ValueError("no training step in it")
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint file {f} is missing; resume from another checkpoint or delete this "
+                              "one.") from None
+    except pickle.UnpicklingError as exc:
+        if "GLOBAL" not in str(exc):                        # not a refused object: plain damage
+            raise CheckpointError(f"checkpoint file {f} cannot be read as a training state (UnpicklingError); "
+                                  "it is damaged: resume from another checkpoint or delete this one.") from None
+        raise CheckpointError(f"checkpoint file {f} holds objects other than tensors and numbers, which vidgan "
+                              "never loads; it is damaged or not vidgan's: resume from another checkpoint or "
+                              "delete this one.") from None
     except Exception as exc:  # noqa: BLE001 - torch.load raises many types on damaged files
-        why = (str(exc).splitlines() or [""])[0][:200]
-        why = f"{type(exc).__name__}: {why}" if why else type(exc).__name__
-        raise CheckpointError(f"checkpoint file {f} is missing or corrupt ({why}); resume from another "
-                              "checkpoint or delete this one.") from None
+        raise CheckpointError(f"checkpoint file {f} cannot be read as a training state ({type(exc).__name__}); it "
+                              "is damaged: resume from another checkpoint or delete this one.") from None
     return state
 
 

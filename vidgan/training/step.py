@@ -85,6 +85,9 @@ class Networks:
         self.augment = VideoAugment(cfg.augment_p, cfg.augment)
         self.step, self.lr_scale, self.nan_events = 0, 1.0, 0
         self.fired: List[int] = []                   # debug_nan_steps already injected
+        gen = torch.Generator().manual_seed(cfg.seed + 12345)   # fixed sample seeds, independent of training
+        self.sample_z = self.G.sample_content(cfg.sample_num, generator=gen, device="cpu")   # [S, Z]
+        self.sample_m = self.G.sample_motion(cfg.sample_num, generator=gen, device="cpu")    # [S, K, E]
 
     # ------------------------------------------------------------------ state
     def optimizers(self):
@@ -140,6 +143,21 @@ class Networks:
         if self.dist.rank < len(rngs):
             set_rng_state(rngs[self.dist.rank])
         self.set_lr()
+
+    @torch.no_grad()
+    def render_samples(self) -> np.ndarray:
+        """The fixed-seed sample clips of G_ema as uint8 [S, T, H, W, 3] (the training RNG is untouched)."""
+        from vidgan.export import to_uint8
+
+        out = []
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            for i in range(0, self.sample_z.shape[0], 8):
+                z = self.sample_z[i:i + 8].to(self.device)
+                m = self.sample_m[i:i + 8].to(self.device)
+                with self.autocast():
+                    out.append(self.G_ema(z, m).float().cpu())
+        return to_uint8(torch.cat(out).nan_to_num_(0.0).clamp_(-1, 1))
 
     # ------------------------------------------------------------------ one step
     def autocast(self):
