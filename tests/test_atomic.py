@@ -93,3 +93,100 @@ def test_a_failed_folder_swap_puts_the_old_folder_back(tmp_path, monkeypatch):
         with atomic_dir(out, overwrite=True) as tmp:
             open(os.path.join(tmp, "frame_1.png"), "w").write("new")
     assert os.listdir(out) == ["frame_0.png"] and sorted(os.listdir(tmp_path)) == ["out"]
+
+
+# ----------------------------------------------------------------------------- temporaries left by a kill -9
+def _dead_pid():
+    import subprocess
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()                                   # reaped: no process has this PID now
+    return proc.pid
+
+
+def _temp(folder, name, pid, suffix="", host=None, directory=False):
+    path = folder / f".{name}.tmp-{pid}-{host or vidgan._atomic._HOST}-abcd1234{suffix}"
+    if directory:
+        path.mkdir()
+        (path / "frame_000000.png").write_bytes(b"half")
+    else:
+        path.write_bytes(b"half")
+    return path.name
+
+
+def test_temporaries_of_dead_writers_are_removed_by_the_next_write(tmp_path):
+    import time
+
+    dead = _dead_pid()
+    _temp(tmp_path, "clip.mp4", dead, ".mp4")                          # dead writers: a file and a folder
+    _temp(tmp_path, "frames", dead, directory=True)
+    stale = tmp_path / ".old.mp4.tmp-qwer5678.mp4"                      # an older vidgan's, 2 hours old
+    stale.write_text("x")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    kept = {_temp(tmp_path, "clip.mp4", os.getpid(), ".mp4"),          # a live writer (this process)
+            _temp(tmp_path, "other.mp4", dead, ".mp4", host="ffffff")}  # another host's: only by age
+    for name in (".clip.mp4.tmp-zyxw9876.mp4",                          # an older vidgan's, fresh
+                 ".notes.tmp-whatever", ".hidden"):                     # not vidgan's naming
+        (tmp_path / name).write_text("x")
+        kept.add(name)
+    atomic_write_text(tmp_path / "a.json", "{}")
+    assert sorted(os.listdir(tmp_path)) == sorted(kept | {"a.json"})
+
+
+def test_a_folder_swap_killed_halfway_gets_its_old_folder_back(tmp_path):
+    # Killed between the two renames of _swap_in: the previous folder sits in .out.old-*/old, out is gone.
+    trash = tmp_path / f".out.old-{_dead_pid()}-{vidgan._atomic._HOST}-abcd1234"
+    (trash / "old").mkdir(parents=True)
+    (trash / "old" / "frame_0.png").write_text("previous")
+    _temp(tmp_path, "out", _dead_pid(), directory=True)                # the new one, never swapped in
+    atomic_write_text(tmp_path / "b.json", "{}")
+    assert sorted(os.listdir(tmp_path)) == ["b.json", "out"]
+    assert (tmp_path / "out" / "frame_0.png").read_text() == "previous"
+
+
+def test_two_writers_in_one_folder_do_not_break_each_other(tmp_path):
+    import subprocess
+    import sys
+
+    script = ("import sys\nfrom vidgan._atomic import atomic_file\n"
+              "with atomic_file(sys.argv[1]) as tmp:\n"
+              "    open(tmp, 'w').write('from the other writer')\n"
+              "    print('ready', flush=True)\n"
+              "    sys.stdin.readline()\n")
+    other = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "other.txt")], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline() == "ready\n"
+        with atomic_file(tmp_path / "mine.txt") as tmp:               # cleans the folder: spares the other
+            open(tmp, "w").write("mine")
+            atomic_write_text(tmp_path / "third.txt", "nested")        # and a writer in this process spares mine
+        other.communicate("go\n", timeout=30)
+    finally:
+        if other.poll() is None:
+            other.kill()
+    assert other.returncode == 0
+    assert sorted(os.listdir(tmp_path)) == ["mine.txt", "other.txt", "third.txt"]
+    assert (tmp_path / "other.txt").read_text() == "from the other writer"
+
+
+def test_the_temporary_of_a_writer_killed_with_sigkill_goes_with_the_next_write(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    script = ("import sys, time\nfrom vidgan._atomic import atomic_dir\n"
+              "with atomic_dir(sys.argv[1]) as tmp:\n"
+              "    open(tmp + '/frame_000000.png', 'w').write('half')\n"
+              "    print('ready', flush=True)\n"
+              "    time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "frames")], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    left = os.listdir(tmp_path)
+    assert len(left) == 1 and left[0].startswith(f".frames.tmp-{proc.pid}-")
+    atomic_write_text(tmp_path / "next.json", "{}")
+    assert os.listdir(tmp_path) == ["next.json"]

@@ -71,3 +71,45 @@ def test_overwrite_never_deletes_files_it_did_not_write(tmp_path, capsys):
                      "--overwrite"]) == 0
     assert sorted(os.listdir(mm)) == ["moving_mnist.json", "video_00000", "video_00001"]
 
+
+
+def test_check_decodes_every_frame_and_reports_a_file_cut_short(tmp_path, capsys):
+    import numpy as np
+
+    from vidgan.export import write_video
+
+    frames = np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
+    data = tmp_path / "data"
+    data.mkdir()
+    write_video(frames, data / "good.mp4", fps=10)
+    write_video(frames, data / "cut.mp4", fps=10)                  # -movflags +faststart: the index comes first
+    whole = (data / "cut.mp4").read_bytes()
+    assert whole.index(b"moov") < whole.index(b"mdat")
+    (data / "cut.mp4").write_bytes(whole[: len(whole) * 6 // 10])  # cut in the middle of the frames
+    argv = ["data", "check", str(data), "--frames", "4", "--resolution", "32"]
+    assert main(argv + ["--quick"]) == 0                           # headers alone: both look usable
+    assert "2 usable video(s)" in capsys.readouterr().out
+    assert main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("1 usable video(s) (1 video file(s); 40 frames)") and "1 unreadable" in out[0]
+    assert len(out) == 2 and out[1].startswith(f"skipped {data / 'cut.mp4'}: damaged: only ")
+    assert "of the 40 frames it announces decode" in out[1] and out[1].endswith("; delete or replace it")
+    assert main(["data", "check", str(data / "cut.mp4"), "--frames", "4"]) == 2   # nothing usable left
+    err = capsys.readouterr().err
+    assert err.startswith("vidgan data: error: no usable video under ") and "cut.mp4: damaged: only " in err
+    assert err.count("\n") == 1
+
+
+def test_check_reports_a_damaged_frame_in_a_frame_folder(tmp_path, capsys):
+    from PIL import Image
+
+    for v in ("a", "b"):
+        (tmp_path / v).mkdir()
+        for t in range(4):
+            Image.new("RGB", (16, 16), (40 * t, 0, 0)).save(tmp_path / v / f"f{t}.png")
+    png = (tmp_path / "b" / "f2.png").read_bytes()
+    (tmp_path / "b" / "f2.png").write_bytes(png[:40])              # the header is intact, the pixels are not
+    assert main(["data", "check", str(tmp_path), "--frames", "4", "--resolution", "16"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("1 usable video(s) (1 frame folder(s)")
+    assert out[1].startswith(f"skipped {tmp_path / 'b'}: damaged: cannot decode image {tmp_path / 'b' / 'f2.png'}")

@@ -1,17 +1,24 @@
 """`vidgan` command line: a thin argparse shell over the library.
 
 Every command calls one public library function with the same options. Errors a user
-can cause (vidgan.errors.VidganError) print one sentence and exit with code 2.
-Library modules are imported inside the handlers so `vidgan --help` stays fast.
+can cause (vidgan.errors.VidganError: bad input, no space left, a read-only or unwritable
+folder) print one sentence and exit with code 2. Ctrl-C exits 130 and SIGTERM 143, each with
+one line, after removing any half-written output. Library modules are imported inside the
+handlers so `vidgan --help` stays fast.
 """
 import argparse
+import contextlib
 import json
+import signal
 import sys
+import threading
 
 from vidgan import __version__
 from vidgan.errors import InputError, VidganError
 
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130                      # 128 + SIGINT
+EXIT_TERMINATED = 143                       # 128 + SIGTERM
 
 
 # ----------------------------------------------------------------------------- info
@@ -72,7 +79,9 @@ def _add_data(sub):
     q.add_argument("--frames", type=int, default=16)
     q.add_argument("--resolution", type=int, default=64)
     q.add_argument("--stride", type=int, default=1)
-    q.add_argument("--load", type=int, default=0, metavar="N", help="also load N clips to find damaged files")
+    q.add_argument("--load", type=int, default=0, metavar="N", help="also load N clips as training would")
+    q.add_argument("--quick", action="store_true",
+                   help="read headers only: do not decode every frame (faster, but misses damage inside files)")
     q.set_defaults(func=_run_data_check)
 
 
@@ -112,6 +121,8 @@ def _run_data_check(args):
         warnings.simplefilter("ignore")  # the skipped files are listed below instead
         ds = VideoDataset(args.src, frames=args.frames, resolution=args.resolution, stride=args.stride,
                           mode="eval", eval_clips=args.load or None)
+        if not args.quick:
+            ds.verify()  # decodes every frame: a file that ends early or holds damaged frames is skipped
         for i in range(min(args.load, len(ds))):
             ds[i]
     print(ds.summary())
@@ -270,6 +281,29 @@ def build_parser():
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM while a command runs: raised like Ctrl-C, so every cleanup written for Ctrl-C runs."""
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """While the block runs, SIGTERM raises Terminated (the previous handler is restored after).
+
+    `vidgan train` installs its own handlers inside (stop after the step, with a checkpoint) and
+    puts this one back when it returns."""
+    def on_sigterm(signum, frame):
+        raise Terminated()
+
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if old is None else old)  # None: set outside Python
+
+
 def main(argv=None):
     import warnings
 
@@ -279,15 +313,16 @@ def main(argv=None):
         print(f"vidgan {args.cmd}: warning: {message}", file=sys.stderr)
 
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _sigterm_raises():
             warnings.showwarning = show
             return args.func(args)
     except VidganError as exc:
         print(f"vidgan {args.cmd}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print(f"vidgan {args.cmd}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated)
+        print(f"vidgan {args.cmd}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -15,3 +15,18 @@ class DataError(InputError):
 
 class CheckpointError(InputError):
     """A checkpoint that is missing, corrupt or made by an incompatible configuration."""
+
+
+class OutputError(VidganError, OSError):
+    """An output that could not be written: no space left, a read-only filesystem, or no permission.
+
+    `reason` is "space", "quota", "readonly" or "permission"; `path` is the output that was not
+    written (any previous file or folder there is intact).
+    """
+
+    def __init__(self, message, reason=None, path=None):
+        super().__init__(message)
+        self.reason, self.path = reason, path
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""

@@ -20,6 +20,7 @@ Unreadable files: what the headers reveal is skipped at indexing; a clip that fa
 from the same key; eval: the next clip of the list); the file is reported once and recorded in
 ``ds.skipped`` {path: reason}. Whether a clip fails depends only on the file, never on what this
 process loaded before, so the stream stays deterministic with any number of workers.
+``ds.verify()`` (what `vidgan data check` runs) decodes every frame up front and skips the damaged files.
 """
 import collections
 import os
@@ -127,6 +128,24 @@ class VideoDataset(torch.utils.data.Dataset):
             e = self.entries[order[j % len(order)]]
             clips.append((e.name, int(rng.integers(0, e.length - self.span + 1))))
         return clips
+
+    def verify(self, workers=None):
+        """Decode every frame of every usable video (slow; `vidgan data check` does it). A video that
+        does not decode whole (a file cut short, a damaged frame) moves to `skipped`. Returns the newly
+        skipped {path: reason}; DataError when no usable video is left."""
+        from vidgan.data.verify import check_entries
+
+        bad = check_entries(self.entries, workers)
+        if bad:
+            self.entries = [e for e in self.entries if e.path not in bad]
+            self.skipped.update(bad)
+            self.unreadable += len(bad)
+            self.__dict__.pop("_names", None)
+            if not self.entries:
+                raise DataError(self._nothing_usable_message([]))
+            if self.mode == "eval":
+                self.clip_list = self._make_clip_list()
+        return bad
 
     # ------------------------------------------------------------------ reporting
     def report(self, new, at="load time"):

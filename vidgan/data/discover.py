@@ -130,8 +130,11 @@ def index_videos(root):
                 entries.append(e)
         video_files += [os.path.join(folder, f) for f in files if f.lower().endswith(VIDEO_EXTS)]
     if video_files:  # one ffmpeg process per file: run a few at once
-        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1, len(video_files))) as pool:
+        pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1, len(video_files)))
+        try:
             found = list(pool.map(lambda p: _probe_file(p, root), video_files))
+        finally:  # Ctrl-C / SIGTERM: drop the files not started rather than probing them all first
+            pool.shutdown(wait=True, cancel_futures=True)
         for path, (e, reason) in zip(video_files, found):
             if reason:
                 skipped[path] = reason

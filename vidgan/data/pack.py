@@ -80,7 +80,11 @@ class PackWriter:
         return index
 
     def abort(self):
-        self._fh.close()
+        """Close the file after a failure; a flush that fails too (a full disk) is not a second error."""
+        try:
+            self._fh.close()
+        except OSError:
+            pass
 
 
 def is_pack(path):

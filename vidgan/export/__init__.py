@@ -3,6 +3,7 @@
     frames  input checks shared by both: arrays/tensors/iterables -> uint8 [H, W, 3] frames
     layout  to_uint8, make_grid, contact_sheet, upscale_nearest: arrays in, arrays out
     encode  write_video (MP4/WebM/GIF/PNG folder), write_image, check_output: atomic files
+    ffmpeg  the raw-frame pipe into ffmpeg: its messages kept, its errno reported on failure
 
 A leaf package: it imports numpy, Pillow, imageio-ffmpeg (and torch only for torch input), never
 vidgan's models, training or checkpoints.

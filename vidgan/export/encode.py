@@ -14,13 +14,15 @@ import math
 import os
 import re
 import subprocess
+import warnings
 from fractions import Fraction
 from typing import Optional, Tuple
 
 import numpy as np
 
-from vidgan._atomic import atomic_dir, atomic_file
-from vidgan.errors import InputError
+from vidgan._atomic import atomic_dir, atomic_file, ensure_folder
+from vidgan.errors import InputError, OutputError
+from vidgan.export.ffmpeg import FFmpegWriter
 from vidgan.export.frames import Range, check_frame, frame_source, parse_range, to_numpy
 
 __all__ = ["write_video", "check_output", "write_image", "VIDEO_FORMATS", "DEFAULT_CRF",
@@ -86,7 +88,9 @@ def check_output(path, overwrite: bool = False) -> str:
 def _make_parent(target: str) -> None:
     parent = os.path.dirname(target)
     try:
-        os.makedirs(parent, exist_ok=True)
+        ensure_folder(parent)                                 # no space / read-only / no permission: OutputError
+    except OutputError:
+        raise
     except OSError as exc:
         raise InputError(f"cannot create the folder {parent} for {target}: {exc.strerror}; choose a "
                          "writable location.") from None
@@ -112,10 +116,6 @@ def _pad_even(frame: np.ndarray, pad_h: int, pad_w: int, mode: str) -> np.ndarra
         return frame
     widths = ((0, pad_h), (0, pad_w), (0, 0))
     return np.pad(frame, widths, mode="edge") if mode == "edge" else np.pad(frame, widths)
-
-
-class _Abort(BaseException):
-    """Thrown into imageio-ffmpeg's writer so it kills ffmpeg at once instead of finishing the file."""
 
 
 # RGB -> YUV with the BT.709 matrix, limited range, and say so in the stream: players (browsers included)
@@ -149,8 +149,6 @@ def _timescale(fps: Fraction) -> int:
 
 
 def _encode(first, rest, tmp, kind, fps, crf, preset, pad_mode, comment, info) -> int:
-    import imageio_ffmpeg
-
     h, w = first.shape[:2]
     pad_h, pad_w = h % 2, w % 2
     info.update(width=w + pad_w, height=h + pad_h, source_width=w, source_height=h, padded=(pad_h, pad_w))
@@ -158,33 +156,18 @@ def _encode(first, rest, tmp, kind, fps, crf, preset, pad_mode, comment, info) -
         note = f"padded from {w}x{h} to {w + pad_w}x{h + pad_h} ({pad_mode})"
         comment = f"{comment}; {note}" if comment else note
     codec, pix_fmt, params = _encoder_args(kind, crf, preset, fps, comment)
-    writer = imageio_ffmpeg.write_frames(tmp, (w + pad_w, h + pad_h), fps=fps, codec=codec, pix_fmt_in="rgb24",
-                                         pix_fmt_out=pix_fmt, quality=None, macro_block_size=1,
-                                         ffmpeg_log_level="error", output_params=params)
-    writer.send(None)                                        # starts ffmpeg
-    # write_frames keeps its Popen private; peek at it (best effort) to reap ffmpeg and read its exit code.
-    proc = getattr(writer.gi_frame, "f_locals", {}).get("p") if writer.gi_frame is not None else None
-    proc = proc if isinstance(proc, subprocess.Popen) else None
+    writer = FFmpegWriter(tmp, (w + pad_w, h + pad_h), fps, codec, pix_fmt, params)
     count = 0
     try:
         for frame in _chain(first, rest):
-            writer.send(_pad_even(frame, pad_h, pad_w, pad_mode))
+            writer.write(_pad_even(frame, pad_h, pad_w, pad_mode))
             count += 1
         writer.close()                                       # ffmpeg finishes the file and exits
     except BaseException:
-        try:
-            writer.throw(_Abort())                           # kills ffmpeg instead of finishing the file
-        except _Abort:
-            pass
-        finally:
-            if proc is not None:
-                try:
-                    proc.wait(timeout=10)                    # gone before its temp file is removed
-                except Exception:
-                    pass
+        writer.kill()                                        # gone before its temp file is removed
         raise
-    if proc is not None and proc.poll() not in (0, None):
-        raise OSError(f"ffmpeg exited with code {proc.returncode} while writing {tmp} (see its messages above)")
+    if writer.messages():                                    # it succeeded, but said something: pass it on
+        warnings.warn(f"ffmpeg writing {info.get('path', tmp)}: {writer.messages()[-1]}", stacklevel=3)
     return count
 
 
@@ -202,7 +185,7 @@ def _check_written(tmp: str, target: str, kind: str) -> None:
             head = fh.read(1 << 16)
         ok = b"ftyp" in head[:16] and b"moov" in head             # faststart puts moov up front
     if not ok:
-        raise OSError(f"ffmpeg did not produce a complete {kind} file for {target} (see its messages above)")
+        raise OSError(f"ffmpeg did not produce a complete {kind} file for {target}")
 
 
 def _write_gif(first, rest, tmp, fps: Fraction, comment: str) -> int:
