@@ -1,7 +1,16 @@
-"""Seconds per training step and peak memory at the default 64x64x16 config: fused op vs reference path.
+"""Seconds per training step and peak memory at the default 64x64x16 config: fused op vs reference path,
+or this working tree against the code of another git revision.
 
     python benchmarks/train_step.py                 # CPU, batch 8, 6 timed steps per side
     python benchmarks/train_step.py --device cuda --batch 32 --steps 20
+    python benchmarks/train_step.py --against 3a93221   # this tree vs that commit, the shipped model's config
+
+--against REV: the code at REV is checked out into a temporary git worktree and its extension built
+there (cached under the temp folder by commit); one child process per tree trains the embedded model's
+configuration (its model and optimiser settings from vidgan/assets/default/config.json, 16-frame clips,
+batch --batch), read by both as a TrainConfig JSON; the parent asks each child for one step at a time,
+alternating (A B B A ...), so both see the same machine load, and prints the ratio of the medians and
+each child's peak memory (resident set size on CPU).
 
 Time: one process trains the default model and alternates the op's implementation step by step
 (ext, reference, reference, ext, ...): `ext` is the compiled vidgan._C kernel, `reference` its
@@ -82,6 +91,35 @@ def child_memory(args) -> None:
     print(json.dumps({"peak_mb": peak_memory_mb(trainer.device), "backend": backend(trainer.device)}))
 
 
+def child_serve(args) -> None:
+    """Read commands from stdin ("step", "peak", "quit"); answer each with one JSON line. The trainer comes
+    from --config (a TrainConfig JSON both trees read) through whatever vidgan is first on sys.path."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from vidgan.training.config import TrainConfig
+    from vidgan.training.loop import Trainer
+    from vidgan.training.reporting import peak_memory_mb
+
+    with open(args.config) as fh:
+        cfg = TrainConfig.from_dict(json.load(fh))
+    trainer = Trainer(cfg, log=lambda msg: None)
+    loader = trainer._loader()
+    owner = trainer.nets if hasattr(trainer, "nets") else trainer     # where the step counter lives
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        cmd = line.strip()
+        if cmd == "step":
+            t = time.perf_counter()
+            assert trainer._train_step(loader) is not None, "non-finite loss"
+            owner.step += 1
+            print(json.dumps({"s": time.perf_counter() - t}), flush=True)
+        elif cmd == "peak":
+            print(json.dumps({"peak_mb": peak_memory_mb(trainer.device)}), flush=True)
+        else:
+            break
+
+
 def _run_child(argv, env, what):
     out = subprocess.run(argv, env=env, capture_output=True, text=True)
     if out.returncode != 0:
@@ -99,12 +137,20 @@ def main() -> None:
     p.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA)")
     p.add_argument("--no-memory", action="store_true", help="skip the two memory children")
     p.add_argument("--data", default=None, help="training data (default: a small Moving MNIST pack, made once)")
-    p.add_argument("--child", choices=("time", "memory"), help=argparse.SUPPRESS)
+    p.add_argument("--against", metavar="REV", default=None, help="time this tree against git revision REV")
+    p.add_argument("--child", choices=("time", "memory", "serve"), help=argparse.SUPPRESS)
+    p.add_argument("--config", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child == "time":
         return child_time(args)
     if args.child == "memory":
         return child_memory(args)
+    if args.child == "serve":
+        return child_serve(args)
+    if args.against:
+        from against import run_against                    # benchmarks/against.py
+
+        return run_against(args, __file__)
 
     if args.data is None:
         from vidgan.data import make_moving_mnist

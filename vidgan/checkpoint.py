@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 
 from vidgan import jsonfile
-from vidgan._atomic import atomic_dir, atomic_file
+from vidgan._atomic import atomic_dir, atomic_file, ensure_folder
 from vidgan.errors import CheckpointError, InputError
 from vidgan.manifest import verify, write_manifest
 from vidgan.models import ModelConfig, TemporalGenerator
@@ -47,7 +47,7 @@ def atomic_directory(path: PathLike, overwrite: bool = True) -> Iterator[Path]:
     (an existing folder is moved aside and removed afterwards), on error it is removed and `path` is
     untouched."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_folder(path.parent)
     with atomic_dir(path, overwrite, what="checkpoint folder") as tmp:
         yield Path(tmp)
 

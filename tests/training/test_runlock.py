@@ -66,3 +66,24 @@ def test_a_second_training_on_the_same_folder_is_refused_and_changes_nothing(tmp
     assert first.returncode == 0, first.stderr.read()
     steps = [json.loads(line)["step"] for line in (run / "stats.jsonl").read_text().splitlines()]
     assert steps == list(range(1, len(steps) + 1))               # one writer: no step twice
+
+
+def test_a_run_folder_that_cannot_be_written_is_one_sentence(tmp_path, monkeypatch, capsys, mm_pack):
+    import errno
+
+    import vidgan.training.runlock as R
+    from vidgan.cli import main
+
+    real_open = os.open
+
+    def read_only(path, *a, **k):
+        if str(path).endswith(LOCK_FILE):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(R.os, "open", read_only)
+    run = tmp_path / "run"
+    assert main(["train", "--data", mm_pack, "--out", str(run), "--steps", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"vidgan train: error: {run} is on a read-only filesystem (writing {LOCK_FILE}); write "
+                   "elsewhere or remount it read-write.")

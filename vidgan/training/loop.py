@@ -174,7 +174,8 @@ class Trainer:
     def _train_step(self, loader) -> Optional[Dict[str, float]]:
         # Real clips first: the data loader draws from the global RNG when it (re)starts its iterator,
         # so fetch before re-seeding, or a resumed run would see different noise from an uninterrupted one.
-        reals = [next(loader) for _ in range(self.cfg.accum)]                 # accum x [n, 3, T, H, W]
+        with torch.profiler.record_function("data"):
+            reals = [next(loader) for _ in range(self.cfg.accum)]             # accum x [n, 3, T, H, W]
         return self.nets.train_step(reals)
 
     # ------------------------------------------------------------------ NaN recovery

@@ -16,6 +16,9 @@ from typing import Any, Dict, Optional
 import numpy as np
 import torch
 
+from vidgan._atomic import output_error
+from vidgan.errors import OutputError
+
 from vidgan._atomic import atomic_write_text
 
 STATS_FILE = "stats.jsonl"
@@ -80,6 +83,18 @@ class Reporter:
             except Exception:  # noqa: BLE001 - tensorboard missing or broken: scalars still go to stats.jsonl
                 self.tb = None
 
+    def _append(self, line: str) -> None:
+        """One line onto stats.jsonl; a full disk, read-only folder or missing permission is one sentence."""
+        path = self.run_dir / STATS_FILE
+        try:
+            with open(path, "a") as fh:
+                fh.write(line + "\n")
+        except OSError as exc:
+            err = output_error(exc, path)
+            if err is None:
+                raise
+            raise err from None
+
     def write(self, msg: str) -> None:
         """Print a line without breaking the progress bar."""
         if not self.enabled:
@@ -134,8 +149,7 @@ class Reporter:
         self.t_last, self.step_last = now, step
         if self.enabled:
             clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in rec.items()}
-            with open(self.run_dir / STATS_FILE, "a") as fh:
-                fh.write(json.dumps(clean) + "\n")
+            self._append(json.dumps(clean))
             if self.tb is not None:
                 for k, v in rec.items():
                     if k not in ("step", "time") and isinstance(v, (int, float)) and math.isfinite(v):
@@ -146,8 +160,7 @@ class Reporter:
     def event(self, step: int, **info) -> None:
         """A one-off event line in stats.jsonl (e.g. a NaN recovery)."""
         if self.enabled:
-            with open(self.run_dir / STATS_FILE, "a") as fh:
-                fh.write(json.dumps(dict(step=step, **info)) + "\n")
+            self._append(json.dumps(dict(step=step, **info)))
 
     def samples(self, step: int, clips_u8: np.ndarray, fps: float) -> Dict[str, str]:
         """Write the sample grid MP4 and contact-sheet PNG of uint8 clips [N, T, H, W, 3] (the PNG alone,
@@ -161,6 +174,8 @@ class Reporter:
         if self._mp4_ok:
             try:
                 paths["video"] = write_video(make_grid(clips_u8), str(out / f"{name}.mp4"), fps=fps)  # [T, H', W', 3]
+            except OutputError:                    # a full disk ends the run (after its checkpoint), in one sentence
+                raise
             except (ImportError, OSError) as exc:  # no ffmpeg here: a sample video must not end the run
                 self._mp4_ok = False
                 self.write(f"note: sample videos are off ({type(exc).__name__}: {exc}); the contact sheets "

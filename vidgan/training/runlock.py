@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Dict
 
+from vidgan._atomic import ensure_folder, output_error
 from vidgan.errors import InputError
 
 LOCK_FILE = ".lock"
@@ -32,8 +33,14 @@ class RunLock:
         except ImportError:                 # no advisory locks here
             return self
         self.created = not self.path.parent.exists()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        ensure_folder(self.path.parent)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            err = output_error(exc, self.path)
+            if err is None:
+                raise
+            raise err from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from vidgan import jsonfile
+from vidgan._atomic import remove_stale_temps
 from vidgan.checkpoint import list_checkpoints
 from vidgan.errors import CheckpointError, InputError
 from vidgan.manifest import verify, write_manifest
@@ -40,9 +41,12 @@ def ckpt_name(step: int) -> str:
 
 
 def clean_temp(run_dir) -> None:
-    """Remove half-written checkpoint folders left by a crash."""
+    """Remove half-written checkpoint folders and half-removed old ones left by a crash (the run folder's lock
+    says no other writer is alive), after putting back a folder a crash left between the two renames of
+    a swap (vidgan._atomic.remove_stale_temps)."""
     root = Path(run_dir) / CKPT_DIR
     if root.is_dir():
+        remove_stale_temps(root)
         for p in root.iterdir():
             if p.name.startswith(".") and (".tmp-" in p.name or ".old-" in p.name):
                 shutil.rmtree(p, ignore_errors=True)

@@ -28,6 +28,11 @@ from vidgan.training.ema import ema_beta, make_ema, update_ema
 from vidgan.training.objectives import discriminator_objective, generator_objective
 
 
+def _phase(name: str):
+    """A named range for torch.profiler (benchmarks/profile_step.py); costs nothing measurable otherwise."""
+    return torch.profiler.record_function(name)
+
+
 def step_seed(seed: int, rank: int, step: int) -> int:
     """A well-mixed 63-bit seed for one (run seed, rank, step)."""
     return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, rank, step]).generate_state(2, np.uint64)[0] >> 1)
@@ -210,19 +215,22 @@ class Networks:
         d_total = 0
         for real in reals:
             real = real.to(self.device, non_blocking=True)                    # [n, 3, T, H, W]
-            with torch.no_grad():
+            with torch.no_grad(), _phase("D: G forward (fakes)"):
                 fake = self.fake(real.shape[0])
             real_a = self.augment(real).detach().requires_grad_(do_r1)
             fake_a = self.augment(fake)
-            loss = discriminator_objective(cfg, self.discs, real_a, fake_a, do_r1, acc, self.autocast)
+            with _phase("D: forward" + (" + R1" if do_r1 else "")):
+                loss = discriminator_objective(cfg, self.discs, real_a, fake_a, do_r1, acc, self.autocast)
             if inject:
                 loss = loss * float("nan")
-            (loss / accum).backward()
+            with _phase("D: backward" + (" + R1" if do_r1 else "")):
+                (loss / accum).backward()
             d_total = d_total + loss.detach() / accum
         if not self._finite(d_total):
             return None
         D.all_reduce_grads(self.d_params, self.dist)
-        self.opt_D.step()
+        with _phase("D: optimiser"):
+            self.opt_D.step()
         for _, m, _ in self.discs:
             D.sync_buffers(m, self.dist)
 
@@ -237,17 +245,23 @@ class Networks:
         self.opt_G.zero_grad(set_to_none=True)
         g_total = 0
         for _ in range(accum):
-            loss = generator_objective(cfg, self.discs, self.augment(self.fake(self.micro)), acc, self.autocast)
-            (loss / accum).backward()
+            with _phase("G: G forward"):
+                fake = self.augment(self.fake(self.micro))
+            with _phase("G: D forward"):
+                loss = generator_objective(cfg, self.discs, fake, acc, self.autocast)
+            with _phase("G: backward"):
+                (loss / accum).backward()
             g_total = g_total + loss.detach() / accum
         if not self._finite(g_total):
             return None
         D.all_reduce_grads(self.G.parameters(), self.dist)
-        self.opt_G.step()
+        with _phase("G: optimiser"):
+            self.opt_G.step()
         D.sync_buffers(self.G, self.dist)                               # w_avg: mean over ranks
         self.G.requires_grad_(False)
         beta = ema_beta(cfg.batch, cfg.ema_kimg, self.step * cfg.batch, cfg.ema_rampup)
-        update_ema(self.G_ema, self.G, beta)
+        with _phase("EMA"):
+            update_ema(self.G_ema, self.G, beta)
 
         logs["loss_D"], logs["loss_G"] = d_total, g_total
         return self._reduce_logs(logs)

@@ -1,0 +1,103 @@
+"""`python benchmarks/train_step.py --against REV`: this working tree against the code at git revision REV,
+one child process per tree, steps alternated so both see the same machine load (see train_step.py)."""
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _git(*argv, cwd=ROOT):
+    return subprocess.run(["git", *argv], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def checkout(rev: str) -> str:
+    """A built tree of REV: a git worktree in the temp folder (reused when it is there and built)."""
+    sha = _git("rev-parse", "--verify", f"{rev}^{{commit}}")
+    tree = os.path.join(tempfile.gettempdir(), f"vidgan-against-{sha[:12]}")
+    stamp = os.path.join(tree, ".vidgan-built")
+    if os.path.exists(stamp):
+        return tree
+    if os.path.exists(tree):
+        subprocess.run(["git", "worktree", "remove", "--force", tree], cwd=ROOT, capture_output=True)
+        shutil.rmtree(tree, ignore_errors=True)
+    _git("worktree", "add", "--detach", tree, sha)
+    print(f"building vidgan._C at {sha[:12]} in {tree} (once; a few minutes on 2 cores)", flush=True)
+    env = dict(os.environ, VIDGAN_CUDA="0", VIDGAN_BUILD_EXT="1", MAX_JOBS=os.environ.get("MAX_JOBS", "2"))
+    out = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=tree, env=env,
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"building {rev} failed:\n{out.stderr[-3000:]}")
+    open(stamp, "w").close()
+    return tree
+
+
+def shipped_config(args, run_dir: str) -> dict:
+    """The embedded model's training settings (model, optimiser, 16-frame clips), for a short timed run."""
+    with open(os.path.join(ROOT, "vidgan", "assets", "default", "config.json")) as fh:
+        tc = dict(json.load(fh)["meta"]["training"]["train_config"])
+    tc.update(run_dir=run_dir, data=args.data, batch=args.batch, device=args.device, workers=0, steps=10 ** 6,
+              minutes=None, sample_every=0, ckpt_every=0, log_every=0, progress=False, tensorboard=False)
+    return tc
+
+
+class Child:
+    def __init__(self, tree: str, script: str, args, name: str):
+        self.name = name
+        run = tempfile.mkdtemp(prefix=f"vidgan-against-run-{name}-")
+        cfg = os.path.join(run, "bench.json")
+        with open(cfg, "w") as fh:
+            json.dump(shipped_config(args, os.path.join(run, "run")), fh)
+        env = dict(os.environ, PYTHONPATH=tree + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        env.pop("VIDGAN_NO_EXT", None)
+        self.proc = subprocess.Popen([sys.executable, script, "--child", "serve", "--config", cfg, "--threads",
+                                      str(args.threads)], cwd=tree, env=env, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        self.ask(None)
+
+    def ask(self, cmd):
+        if cmd is not None:
+            self.proc.stdin.write(cmd + "\n")
+            self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            sys.exit(f"the {self.name} child died")
+        return json.loads(line)
+
+    def close(self):
+        self.proc.stdin.write("quit\n")
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def run_against(args, script: str) -> None:
+    import torch
+
+    if args.data is None:
+        from vidgan.data import make_moving_mnist
+
+        args.data = os.path.join(tempfile.gettempdir(), "vidgan-bench-mm64.vidpack")
+        if not os.path.exists(args.data):
+            make_moving_mnist(args.data, videos=32, frames=20, digits=2, size=64, seed=0)
+    old = Child(checkout(args.against), os.path.abspath(script), args, args.against)
+    new = Child(ROOT, os.path.abspath(script), args, "working tree")
+    times = {old.name: [], new.name: []}
+    for _ in range(args.warmup):
+        old.ask("step"), new.ask("step")
+    for i in range(args.steps):
+        for c in ((old, new) if i % 2 == 0 else (new, old)):
+            times[c.name].append(c.ask("step")["s"])
+    peaks = {c.name: c.ask("peak")["peak_mb"] for c in (old, new)}
+    old.close(), new.close()
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"train step, the embedded model's config (64x64, 16 frames), batch {args.batch}, device {args.device}, "
+          f"{args.threads} threads, torch {torch.__version__}; {args.steps} alternated steps each")
+    for name in (old.name, new.name):
+        print(f"  {name:12s}: {med[name]:.3f} s/step (median; all: {' '.join(f'{t:.2f}' for t in times[name])}), "
+              f"peak memory {peaks[name]:.0f} MB")
+    print(f"  speed-up of the working tree over {args.against}: {med[old.name] / med[new.name]:.2f}x; "
+          f"peak memory ratio (tree / {args.against}): {peaks[new.name] / peaks[old.name]:.2f}")
