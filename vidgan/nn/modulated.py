@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from vidgan.nn.equalized import EqualLinear, bias_act, row_exact_linear
+from vidgan.nn.equalized import SQRT2, EqualLinear, row_exact_linear
 from vidgan.ops import fused_upsample, setup_filter
 
 
@@ -28,18 +28,24 @@ class ModulatedConv2d(nn.Module):
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel, kernel))
         self.weight_gain = 1.0 / math.sqrt(in_channels * kernel * kernel)
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: torch.Tensor, bias: Optional[torch.Tensor] = None,
+                gain: float = 1.0) -> torch.Tensor:
+        """(conv(x * s) * d + bias) * gain, with the bias and gain applied in the same pass as d (or, without
+        demodulation, by the convolution itself)."""
         styles = self.affine(w)                                     # [B, Cin]
         weight = self.weight * self.weight_gain                     # [Cout, Cin, k, k]
-        y = F.conv2d(x * styles.to(x.dtype)[:, :, None, None], weight.to(x.dtype), padding=self.kernel // 2)
-        if self.demodulate:
-            with torch.autocast(device_type=x.device.type, enabled=False):   # float32 even under autocast
-                wsq = weight.float().square().sum(dim=[2, 3])               # [Cout, Cin]
-                s2 = styles.float().square()                                # [B, Cin]
-                # Row-exact in eval mode, so a batch and its slices agree bit for bit.
-                d = torch.rsqrt((s2 @ wsq.t() if self.training else row_exact_linear(s2, wsq)) + 1e-8)
-            y = y * d.to(y.dtype)[:, :, None, None]                         # d: [B, Cout]
-        return y
+        xs = x * styles.to(x.dtype)[:, :, None, None]
+        b = None if bias is None else (bias * gain).to(x.dtype)
+        if not self.demodulate:
+            return F.conv2d(xs, (weight * gain if gain != 1.0 else weight).to(x.dtype), b, padding=self.kernel // 2)
+        y = F.conv2d(xs, weight.to(x.dtype), padding=self.kernel // 2)
+        with torch.autocast(device_type=x.device.type, enabled=False):   # float32 even under autocast
+            wsq = weight.float().square().sum(dim=[2, 3])               # [Cout, Cin]
+            s2 = styles.float().square()                                # [B, Cin]
+            # Row-exact in eval mode, so a batch and its slices agree bit for bit.
+            d = torch.rsqrt((s2 @ wsq.t() if self.training else row_exact_linear(s2, wsq)) + 1e-8)
+        d = (d * gain if gain != 1.0 else d).to(y.dtype)[:, :, None, None]  # d: [B, Cout, 1, 1]
+        return y * d if b is None else torch.addcmul(b[None, :, None, None], y, d)
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, k={self.kernel}, demodulate={self.demodulate}"
@@ -62,10 +68,12 @@ class StyleConv(nn.Module):
             self.register_buffer("fir", setup_filter(fir), persistent=False)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x, w)
         if self.up:
+            x = self.conv(x, w)
             return fused_upsample(x, self.fir, bias=self.bias.to(x.dtype), up=2, act="lrelu", clamp=self.clamp)
-        return bias_act(x, self.bias, "lrelu", self.clamp)
+        # lrelu(y + b) * sqrt(2) = lrelu((y + b) * sqrt(2)): bias and gain join the demodulation's pass.
+        y = F.leaky_relu(self.conv(x, w, bias=self.bias, gain=SQRT2), 0.2, inplace=True)
+        return y if self.clamp is None else y.clamp(-self.clamp, self.clamp)
 
 
 class ToRGB(nn.Module):
@@ -78,4 +86,5 @@ class ToRGB(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        return bias_act(self.conv(x, w), self.bias, "linear", self.clamp)
+        y = self.conv(x, w, bias=self.bias)                    # the bias added by the convolution
+        return y if self.clamp is None else y.clamp(-self.clamp, self.clamp)
