@@ -72,6 +72,9 @@ class Trainer:
         self.resumed_from: Optional[str] = None
         self._last_saved: Optional[int] = None
         self._notes = set()
+        self._real_diversity: Optional[float] = None
+        self._diversity: Dict[str, float] = {}
+        self._collapse_said = False
         if cfg.amp and self.device.type != "cuda":
             self._note("amp (bf16 autocast) works on CUDA only; training in float32 on the CPU.")
         if cfg.channels_last and self.device.type != "cuda":
@@ -220,7 +223,29 @@ class Trainer:
     def _write_samples(self, reporter: Reporter) -> Dict[str, str]:
         if not self.main:
             return {}
-        return reporter.samples(self.nets.step, self.render_samples(), self.cfg.sample_fps)
+        clips = self.render_samples()
+        self._check_diversity(reporter, clips)
+        return reporter.samples(self.nets.step, clips, self.cfg.sample_fps)
+
+    def _check_diversity(self, reporter: Reporter, clips: np.ndarray) -> None:
+        """stats.jsonl and the progress bar get the samples' diversity against the data's; the run says once
+        when the samples have collapsed to near-identical clips."""
+        from vidgan.export import to_uint8
+        from vidgan.metrics.diversity import COLLAPSE, collapsed, diversity
+
+        if self._real_diversity is None:              # the same number of training clips, fixed
+            n = min(len(self.dataset), len(clips))
+            self._real_diversity = diversity(to_uint8(torch.stack([self.dataset[(i, self.cfg.seed)]
+                                                                  for i in range(n)])))
+        fake, real = diversity(clips), self._real_diversity
+        self._diversity = {"diversity": round(fake, 5), "diversity_real": round(real, 5)}   # in the next stats line
+        reporter.diversity = f"{fake / real:.2f}" if real > 0 else None
+        if collapsed(fake, real) and not self._collapse_said:
+            self._collapse_said = True
+            reporter.write(f"warning: the samples have collapsed at step {self.nets.step}: the {len(clips)} sample "
+                           f"clips differ {real / max(fake, 1e-12):.0f}x less from each other than training clips "
+                           f"do (diversity {fake:.3f} against {real:.3f}, below {COLLAPSE:.0%} of it); try a lower "
+                           "--lr, a larger r1_gamma (--set r1_gamma=1), or augmentation (--set augment_p=0.2).")
 
     def _evaluate(self, reporter: Reporter) -> None:
         if self.fvd is not None:
@@ -327,12 +352,13 @@ class Trainer:
                     stop = bool(flags[0] > 0) or bool(flags[1] > 0)
                     if stop:
                         stopped = "signal" if flags[0] > 0 else "time limit"
+                    if cfg.sample_every and self.step % cfg.sample_every == 0:
+                        samples = self._write_samples(rep)
                     if cfg.log_every and (self.step % cfg.log_every == 0 or self.step == cfg.steps or stop):
                         last = rep.flush(self.step, {"lr_G": self.opt_G.param_groups[0]["lr"],
                                                      "lr_D": self.opt_D.param_groups[0]["lr"],
-                                                     "augment_p": self.nets.augment.p})
-                    if cfg.sample_every and self.step % cfg.sample_every == 0:
-                        samples = self._write_samples(rep)
+                                                     "augment_p": self.nets.augment.p, **self._diversity})
+                        self._diversity = {}
                     if cfg.eval_every and self.step % cfg.eval_every == 0:
                         self._evaluate(rep)
                     if (cfg.ckpt_every and self.step % cfg.ckpt_every == 0) or stop:

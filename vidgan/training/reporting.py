@@ -120,6 +120,8 @@ class Reporter:
             return
         post = {k: f"{v:.3f}" for k, v in values.items() if k in ("loss_G", "loss_D")}
         post["kimg/s"] = f"{self._rate:.3g}"
+        if getattr(self, "diversity", None) is not None:
+            post["div"] = self.diversity                    # samples' diversity / the data's (collapse: ~0)
         self.bar.set_postfix(post, refresh=False)
         self.bar.update(1)
 

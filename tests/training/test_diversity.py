@@ -1,0 +1,50 @@
+"""The collapse check: the samples' diversity against the data's, in stats.jsonl, and said once."""
+import json
+
+import numpy as np
+import torch
+
+from vidgan.metrics.diversity import collapsed, diversity
+from vidgan.training.loop import Trainer
+
+
+def test_diversity_is_zero_for_identical_clips_and_grows_with_their_differences():
+    rng = np.random.default_rng(0)
+    one = rng.integers(0, 256, (1, 4, 32, 32, 3), dtype=np.uint8)
+    assert diversity(np.repeat(one, 5, axis=0)) == 0.0 and diversity(one) == 0.0
+    varied = rng.integers(0, 256, (5, 4, 32, 32, 3), dtype=np.uint8)
+    half = (varied // 2 + 64).astype(np.uint8)                        # the same clips at half the contrast
+    assert diversity(varied) > diversity(half) > 0
+    assert collapsed(0.01, 0.2) and not collapsed(0.1, 0.2) and not collapsed(0.0, 0.0)
+
+
+def _collapse(trainer):
+    """Make the EMA generator render one clip for every seed: constant styles and motion codes."""
+    G = trainer.G_ema
+    with torch.no_grad():
+        for layer in (G.mapping.net[-1], G.motion.net[-1]):
+            layer.weight.zero_()
+            layer.bias.zero_()
+
+
+def test_a_collapsed_generator_is_said_once_and_logged(tmp_path, make_cfg):
+    said = []
+    cfg = make_cfg(tmp_path / "run", steps=4, sample_every=2, log_every=2)
+    trainer = Trainer(cfg, log=said.append, hooks={"after_step": _collapse})
+    trainer.run()
+    trainer.close()
+    warnings = [m for m in said if "samples have collapsed" in m]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: the samples have collapsed at step 2: the 4 sample")
+    assert "try a lower --lr" in warnings[0]
+    stats = [json.loads(line) for line in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in stats] == [2, 4]
+    assert all(s["diversity"] < 1e-6 < s["diversity_real"] for s in stats)
+
+
+def test_a_healthy_generator_is_not_called_collapsed(tmp_path, make_cfg):
+    said = []
+    trainer = Trainer(make_cfg(tmp_path / "run", steps=2, sample_every=2, log_every=2), log=said.append)
+    trainer.run()
+    trainer.close()
+    stats = [json.loads(line) for line in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
+    assert stats[-1]["diversity"] > 0 and not any("samples have collapsed" in m for m in said)
