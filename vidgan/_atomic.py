@@ -241,10 +241,18 @@ def atomic_dir(out, overwrite=False, what="output folder", owned=None):
             raise InputError(f"{what} {out} holds files this command did not write (e.g. {foreign[0]!r}), "
                              "so --overwrite will not replace it; choose another folder or empty it first.")
     tmp = _make_temp(out, directory=True)
-    try:
+    with _cleaned_up(out, tmp):
         os.chmod(tmp, _default_mode(True))
         yield tmp
         _swap_in(tmp, out)
+
+
+@contextlib.contextmanager
+def _cleaned_up(out, tmp):
+    """When the block fails: remove `tmp`, then raise the OutputError that explains the failure (see
+    _failed) or the failure itself."""
+    try:
+        yield
     except BaseException as exc:
         err = _failed(exc, out, tmp)
         if err is None:
@@ -265,15 +273,10 @@ def atomic_file(out, overwrite=False, what="output file", suffix=""):
     if os.path.isdir(out):
         raise InputError(f"{out} is a folder, but {what} is a file; choose another path.")
     tmp = _make_temp(out, directory=False, suffix=suffix)
-    try:
+    with _cleaned_up(out, tmp):
         yield tmp
         os.chmod(tmp, _default_mode(False))  # after writing: some writers recreate the file
         _swap_in(tmp, out)
-    except BaseException as exc:
-        err = _failed(exc, out, tmp)
-        if err is None:
-            raise
-        raise err from exc
 
 
 def atomic_write_text(out, text, overwrite=True, what="output file"):
