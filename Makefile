@@ -48,3 +48,12 @@ default-model:
 
 clean:
 	rm -rf build dist *.egg-info vidgan/_C*.so /tmp/vidgan-cuda-build
+
+# One GPU visit (/work/shared/GPU.md): build for this card, CUDA tests on both kernels (v1 default,
+# VIDGAN_CUDA_KERNEL=v2), memcheck, op benchmark at the model's shapes, train step, generate; a report
+# (report.md + report.json + logs/) in OUT. About 6 to 8 minutes on an H100. GPU_CHECK_ARGS=--dry-run
+# prints the steps and runs only the CPU parts.
+.PHONY: gpu-check
+OUT ?= out/gpu-check
+gpu-check:
+	$(PYTHON) scripts/gpu_check.py $(OUT) $(GPU_CHECK_ARGS)

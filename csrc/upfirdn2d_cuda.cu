@@ -9,6 +9,8 @@
 // outputs are addressed through their strides (NCHW, channels_last, anything). The bias
 // gradient is a per-plane block reduction (no atomics) summed over the batch afterwards.
 // Everything runs on the current stream; the filter arrives as a tensor (no constant memory).
+// This is the default kernel; VIDGAN_CUDA_KERNEL=v2 routes calls to the v2 kernels first
+// (upfirdn2d_cuda_v2.cu), which hand back to this one what they do not cover.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -22,6 +24,7 @@
 #include <limits>
 
 #include "upfirdn2d.h"
+#include "upfirdn2d_cuda_v2.cuh"
 
 namespace vidgan {
 namespace {
@@ -278,6 +281,17 @@ void launch(const DevParams<acc_t>& d, const KernelArgs& a, cudaStream_t stream)
 void upfirdn2d_kernel_cuda(const Upfirdn2dParams& p, Mode mode, const KernelArgs& a) {
   const c10::cuda::CUDAGuard guard(a.out.device());
   cudaStream_t stream = c10::cuda::getCurrentCUDAStream(a.out.device().index());
+  // VIDGAN_CUDA_KERNEL=v2: the v2 kernels (upfirdn2d_cuda_v2.cu) take the call unless they decline it.
+  if (cuda_kernel_v2_selected() && upfirdn2d_kernel_cuda_v2(p, mode, a, stream)) return;
+  if (mode == Mode::GradMask && p.has_bias && p.n > 1 && a.bias_sum.numel() == p.c) {
+    // A caller that wants the batch-summed bias gradient [C]: per-plane sums, then their sum over N.
+    KernelArgs per_plane = a;
+    per_plane.bias_sum = at::empty({p.n * p.c}, a.bias_sum.options());
+    upfirdn2d_kernel_cuda(p, mode, per_plane);
+    at::Tensor db = a.bias_sum;
+    at::sum_out(db, per_plane.bias_sum.view({p.n, p.c}), at::IntArrayRef{0});
+    return;
+  }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.x.scalar_type(), "vidgan_upfirdn2d_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const DevParams<acc_t> d = make_dev_params<acc_t>(p, mode, a);
