@@ -70,9 +70,9 @@ void check_tensor(const at::Tensor& x, const char* name, const char* op) {
 }
 
 void check_filter(const at::Tensor& f, const at::Tensor& x, const char* op) {
-  VIDGAN_CHECK(f.dim() == 2 && f.numel() > 0, op,
-               ": the filter must be a non-empty 2D tensor [fh, fw] (turn a separable 1D filter into "
-               "torch.outer(f, f)), got shape ", f.sizes(), ".");
+  VIDGAN_CHECK((f.dim() == 1 || f.dim() == 2) && f.numel() > 0, op,
+               ": the filter must be a non-empty 1D (separable) or 2D tensor [fh, fw], got shape ", f.sizes(),
+               ".");
   VIDGAN_CHECK(at::isFloatingType(f.scalar_type()), op, ": the filter must be floating point, got ",
                f.scalar_type(), ".");
   VIDGAN_CHECK(f.device() == x.device(), op, ": the filter is on ", f.device(), " but the input is on ",
@@ -98,7 +98,7 @@ Upfirdn2dParams make_params(const at::Tensor& x, const at::Tensor& f, int64_t up
   p.upx = upx, p.upy = upy, p.downx = downx, p.downy = downy;
   p.padx0 = padx0, p.padx1 = padx1, p.pady0 = pady0, p.pady1 = pady1;
   p.fh = f.size(0);
-  p.fw = f.size(1);
+  p.fw = f.size(f.dim() - 1);  // a 1D filter is separable: fh = fw taps
   p.out_h = floor_div(p.in_h * upy + pady0 + pady1 - p.fh, downy) + 1;
   p.out_w = floor_div(p.in_w * upx + padx0 + padx1 - p.fw, downx) + 1;
   VIDGAN_CHECK(p.out_h >= 1 && p.out_w >= 1, op, ": the output would have size ", p.out_h, "x", p.out_w,
@@ -114,11 +114,20 @@ void set_act(Upfirdn2dParams& p, const std::string& act, double alpha, double ac
   p.clamp = clamp;
 }
 
-// Cross-correlation weights in the accumulation dtype: flipped unless `flip`, scaled by gain.
-at::Tensor prepare_weights(const at::Tensor& f, bool flip, double gain, at::ScalarType acc) {
-  at::Tensor w = f.detach().to(acc);
+// The filter for the kernels. CUDA: cross-correlation weights [fh, fw] in the accumulation dtype,
+// flipped unless `flip`, scaled by gain (a 1D filter becomes its outer product first). CPU: the
+// filter as given, with flip and gain in the params (its kernel reads it without tensor ops).
+void set_filter(Upfirdn2dParams& p, KernelArgs& a, const at::Tensor& f, bool flip, double gain,
+                at::ScalarType acc) {
+  p.flip = flip;
+  p.gain = gain;
+  if (!f.is_cuda()) {
+    a.f = f;
+    return;
+  }
+  at::Tensor w = (f.dim() == 1 ? at::outer(f.detach(), f.detach()) : f.detach()).to(acc);
   if (!flip) w = w.flip({0, 1});
-  return (w * gain).contiguous();
+  a.w = (w * gain).contiguous();
 }
 
 // The layout input and output share: channels_last for a channels_last input, else NCHW
@@ -154,7 +163,7 @@ at::Tensor upfirdn2d(const at::Tensor& x_in, const at::Tensor& f, int64_t upx, i
   const at::MemoryFormat fmt = layout_of(x_in);
   KernelArgs a;
   a.x = x_in.contiguous(fmt);
-  a.w = prepare_weights(f, flip, gain, acc_dtype(x_in.scalar_type()));
+  set_filter(p, a, f, flip, gain, acc_dtype(x_in.scalar_type()));
   a.out = at::empty({p.n, p.c, p.out_h, p.out_w}, x_in.options().memory_format(fmt));
   run_kernel(p, Mode::Plain, a);
   return a.out;
@@ -185,7 +194,7 @@ at::Tensor fused_upsample(const at::Tensor& x_in, const at::Tensor& f, const c10
     p.has_bias = true;
   }
   a.x = x_in.contiguous(fmt);
-  a.w = prepare_weights(f, flip, gain, acc);
+  set_filter(p, a, f, flip, gain, acc);
   a.out = at::empty({p.n, p.c, p.out_h, p.out_w}, x_in.options().memory_format(fmt));
   run_kernel(p, Mode::BiasAct, a);
   return a.out;
@@ -209,17 +218,34 @@ std::tuple<at::Tensor, at::Tensor> fused_upsample_grad(
   // The CPU kernel reads NCHW planes; the CUDA kernel takes any strides.
   const at::MemoryFormat fmt = layout_of(dy_in);
   const at::MemoryFormat run_fmt = dy_in.is_cuda() ? fmt : at::MemoryFormat::Contiguous;
+  const bool cuda = dy_in.is_cuda();
   KernelArgs a;
   a.x = dy_in.contiguous(run_fmt);
-  a.y = y_in.to(dy_in.scalar_type()).contiguous(run_fmt);
-  a.w = prepare_weights(f, flip, gain, acc);
+  // The CPU kernel reads y only when the mask varies (not for act="linear" without a clamp).
+  if (cuda || p.act != Act::Linear || p.clamp >= 0) a.y = y_in.to(dy_in.scalar_type()).contiguous(run_fmt);
+  set_filter(p, a, f, flip, gain, acc);
   a.out = at::empty({p.n, p.c, p.out_h, p.out_w}, dy_in.options().memory_format(run_fmt));
-  if (bias_grad) a.bias_sum = at::zeros({p.n * p.c}, dy_in.options().dtype(acc));
+  if (bias_grad) {
+    // CPU: the kernel writes every plane's sum, so no zero fill.
+    const auto opts = dy_in.options().dtype(acc);
+    a.bias_sum = cuda ? at::zeros({p.n * p.c}, opts) : at::empty({p.n * p.c}, opts);
+  }
   run_kernel(p, Mode::GradMask, a);
   at::Tensor dx = (run_fmt == fmt) ? a.out : a.out.contiguous(fmt);
-  at::Tensor db = bias_grad ? a.bias_sum.view({p.n, p.c}).sum(0).to(dy_in.scalar_type())
-                            : at::zeros({p.c}, dy_in.options());
-  return {dx, db};
+  if (!bias_grad) return {dx, at::zeros({p.c}, dy_in.options())};
+  if (cuda) return {dx, a.bias_sum.view({p.n, p.c}).sum(0).to(dy_in.scalar_type())};
+  // CPU: db[c] = sum over n of the plane sums, in batch order, as plain loops (no tensor ops).
+  at::Tensor db = at::empty({p.c}, a.bias_sum.options());
+  AT_DISPATCH_FLOATING_TYPES(db.scalar_type(), "vidgan_bias_grad", [&] {
+    const scalar_t* s = a.bias_sum.data_ptr<scalar_t>();
+    scalar_t* d = db.data_ptr<scalar_t>();
+    for (int64_t c = 0; c < p.c; ++c) {
+      scalar_t v = 0;
+      for (int64_t n = 0; n < p.n; ++n) v += s[n * p.c + c];
+      d[c] = v;
+    }
+  });
+  return {dx, db.to(dy_in.scalar_type())};
 }
 
 }  // namespace vidgan
@@ -253,6 +279,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "vidgan compiled ops (torch.ops.vidgan.*) and the facts of this build.";
   m.attr("__version__") = VIDGAN_VERSION;
   m.attr("torch_version") = TORCH_VERSION;  // the torch this build was compiled against
+  m.def("cpu_level", &vidgan::cpu_level,
+        "The instruction-set level the CPU kernels run at: 'avx512', 'avx2' or 'baseline' (picked at load; "
+        "VIDGAN_CPU_LEVEL can ask for a lower one).");
+  m.def("cpu_levels", &vidgan::cpu_levels, "The levels this CPU supports, best first.");
+  m.def("cpu_level_note", &vidgan::cpu_level_note, "Why VIDGAN_CPU_LEVEL was not followed ('' when it was).");
 #ifdef VIDGAN_WITH_CUDA
   m.attr("cuda_compiled") = true;
   m.attr("cuda_version") = std::to_string(CUDA_VERSION / 1000) + "." + std::to_string(CUDA_VERSION % 1000 / 10);

@@ -7,9 +7,10 @@
 //                        db = sum over N, H, W of mask(y) * dy
 // where mask(y) is the derivative of the activation + clamp read off the forward output y.
 //
-// The filter reaches the kernels as cross-correlation weights w [fh, fw] (already flipped
+// The filter reaches the CUDA kernels as cross-correlation weights w [fh, fw] (already flipped
 // unless flip_filter, already scaled by gain) in the accumulation dtype (float, or double
-// for double inputs), on the input's device.
+// for double inputs), on the input's device. The CPU kernels read the filter as given (f, 2D,
+// or 1D = separable) with Upfirdn2dParams::flip and ::gain, which saves a few tensor ops a call.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -17,6 +18,7 @@
 #include <cstdint>
 #include <string>
 #include <tuple>
+#include <vector>
 
 namespace vidgan {
 
@@ -36,16 +38,20 @@ struct Upfirdn2dParams {
   double act_gain = 1.0;           // multiplies relu / lrelu (linear ignores it)
   double clamp = -1.0;             // clamp to [-clamp, clamp]; negative = no clamp
   bool has_bias = false;           // BiasAct: add bias[c]; GradMask: produce the bias gradient
+  bool flip = false;               // the filter is used as given (else flipped: true convolution)
+  double gain = 1.0;               // the filter's scale
 };
 
 // Tensors of one kernel call (undefined when unused).
 struct KernelArgs {
   at::Tensor x;        // Plain/BiasAct: input; GradMask: upstream gradient dy    [N, C, H, W]
   at::Tensor y;        // GradMask: forward output the mask is read from          [N, C, H, W]
-  at::Tensor w;        // cross-correlation weights, accumulation dtype            [fh, fw]
+  at::Tensor w;        // CUDA: cross-correlation weights, accumulation dtype      [fh, fw]
+  at::Tensor f;        // CPU: the filter as given, any float dtype       [fh, fw] or [fh] (separable)
   at::Tensor bias;     // BiasAct: bias, accumulation dtype                        [C]
   at::Tensor out;      // result                                                   [N, C, OH, OW]
   at::Tensor bias_sum; // GradMask with has_bias: per-plane sums, accumulation dtype [N * C]
+                       // (CUDA: zero-initialised; CPU: every entry written by the kernel)
 };
 
 // Floor division / modulo that are right for negative numerators (d > 0); host and device.
@@ -74,6 +80,13 @@ std::tuple<at::Tensor, at::Tensor> fused_upsample_grad(
 
 // Kernels. Inputs are contiguous (NCHW) or channels_last; `out` has the matching layout.
 void upfirdn2d_kernel_cpu(const Upfirdn2dParams& p, Mode mode, const KernelArgs& a);
+
+// The instruction-set level the CPU kernels run at ("avx512", "avx2" or "baseline"), picked once
+// when the library loads: the best this CPU supports, or VIDGAN_CPU_LEVEL when it names one of
+// those; the levels this CPU supports, best first; why VIDGAN_CPU_LEVEL was not followed ("" if it was).
+const char* cpu_level();
+std::vector<std::string> cpu_levels();
+std::string cpu_level_note();
 #ifdef VIDGAN_WITH_CUDA
 void upfirdn2d_kernel_cuda(const Upfirdn2dParams& p, Mode mode, const KernelArgs& a);
 #endif

@@ -69,7 +69,7 @@ def test_forced_ext_on_a_device_without_kernels():
     (lambda o: o.upfirdn2d(rand(3, 4, 4), F2, 1, 1, 1, 1, 0, 0, 0, 0, False, 1.0), "4D tensor"),
     (lambda o: o.upfirdn2d(torch.ones(1, 1, 4, 4, dtype=torch.int32), F2, 1, 1, 1, 1, 0, 0, 0, 0, False, 1.0),
      "floating-point"),
-    (lambda o: o.upfirdn2d(X, setup_filter(), 1, 1, 1, 1, 0, 0, 0, 0, False, 1.0), "2D tensor"),
+    (lambda o: o.upfirdn2d(X, F2[None], 1, 1, 1, 1, 0, 0, 0, 0, False, 1.0), "1D \\(separable\\) or 2D tensor"),
     (lambda o: o.upfirdn2d(X, F2, 0, 1, 1, 1, 0, 0, 0, 0, False, 1.0), "must be >= 1"),
     (lambda o: o.upfirdn2d(X, F2, 1, 1, 1, -2, 0, 0, 0, 0, False, 1.0), "must be >= 1"),
     (lambda o: o.upfirdn2d(X, F2, 1, 1, 1, 1, -9, 0, 0, 0, False, 1.0), "output would have size"),

@@ -6,6 +6,7 @@ import sys
 
 import torch
 
+import vidgan
 from tests.ops.conftest import rand
 from vidgan.ops import fused_upsample, upfirdn2d
 
@@ -85,4 +86,4 @@ def test_extension_imports_from_another_directory(tmp_path):
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     version, cuda, backend = proc.stdout.split()
-    assert version == "0.1.0" and cuda in ("True", "False") and backend == "cpu-ext"
+    assert version == vidgan.__version__ and cuda in ("True", "False") and backend == "cpu-ext"

@@ -10,9 +10,9 @@ reference (vidgan.ops.reference, the specification) runs after one warning.
 """
 from vidgan.ops import _ext  # noqa: F401  (loads vidgan._C once)
 from vidgan.ops.fused import fused_upsample, upfirdn2d  # noqa: F401
-from vidgan.ops.info import backend, build_info  # noqa: F401
+from vidgan.ops.info import backend, build_info, cpu_level  # noqa: F401
 from vidgan.ops.modules import Downsample, FusedUpsample  # noqa: F401
 from vidgan.ops.reference import default_padding, output_size, setup_filter  # noqa: F401
 
 __all__ = ["fused_upsample", "upfirdn2d", "setup_filter", "default_padding", "output_size", "FusedUpsample",
-           "Downsample", "backend", "build_info"]
+           "Downsample", "backend", "build_info", "cpu_level"]

@@ -36,6 +36,15 @@ def _load():
         ERROR = f"importing vidgan._C failed: {type(exc).__name__}: {exc}"
         return
     _C = module
+    note = module.cpu_level_note() if hasattr(module, "cpu_level_note") else ""
+    if note:  # VIDGAN_CPU_LEVEL asked for a level this CPU cannot run, or is misspelt
+        warnings.warn(f"vidgan: {note}", RuntimeWarning, stacklevel=2)
+
+
+def cpu_level() -> Optional[str]:
+    """The instruction-set level the CPU kernels run at ('avx512', 'avx2', 'baseline'), or None
+    without the extension. Picked once at load: the best this CPU runs, or VIDGAN_CPU_LEVEL."""
+    return _C.cpu_level() if _C is not None and hasattr(_C, "cpu_level") else None
 
 
 def warn_once():

@@ -3,9 +3,10 @@
     y = fused_upsample(x, f, bias, up=2)          # [N, C, H, W] -> [N, C, 2H, 2W]
     y = upfirdn2d(x, f, down=2, padding=1)         # [N, C, H, W] -> [N, C, H/2, W/2]
 
-`impl=None` picks the compiled extension when it is loaded and supports x's device, else
-the plain-PyTorch reference; `impl="ext"` insists on the extension (RuntimeError when it
-cannot run here) and `impl="reference"` forces the reference.
+`impl=None` picks the compiled extension when it is loaded and supports x's device, except
+on CUDA, where the composite of standard ops (the reference) runs until a CUDA kernel has been
+measured faster for the case (`default_impl`); `impl="ext"` insists on the extension
+(RuntimeError when it cannot run here) and `impl="reference"` forces the reference.
 """
 import math
 import numbers
@@ -20,6 +21,14 @@ from vidgan.ops.reference import ACTIVATIONS, default_padding, setup_filter  # n
 IntPair = Union[int, Sequence[int]]
 SQRT2 = math.sqrt(2)
 IMPLS = (None, "ext", "reference")
+
+# (op, dtype) cases where the CUDA kernel has been measured faster than the best composite of
+# standard ops (benchmarks/fused_upsample.py --device cuda); impl=None runs the kernel on CUDA
+# only for these. Empty: on an H100 the kernel ran 0.83x forward and 0.41x forward + backward
+# (float32; fp16/bf16 no better), see docs/ops.md.
+CUDA_KERNEL_FASTER = frozenset()
+
+_DEFAULT_FILTERS = {}  # (device, dtype) -> setup_filter(): built once, never handed out for writing
 
 
 # ----------------------------------------------------------------------------- checks
@@ -44,9 +53,20 @@ def _factor(v: IntPair, name: str, op: str) -> Tuple[int, int]:
     return fx, fy
 
 
+def _default_filter(device: torch.device) -> torch.Tensor:
+    """setup_filter() on `device`, made once per device (not while torch.compile traces)."""
+    if torch.compiler.is_compiling():
+        return setup_filter(device=device)
+    f = _DEFAULT_FILTERS.get(device)
+    if f is None:
+        with torch.inference_mode(False), torch.no_grad():  # a normal tensor, whatever mode the first call ran in
+            f = _DEFAULT_FILTERS[device] = setup_filter(device=device)
+    return f
+
+
 def _filter(f, x: torch.Tensor, op: str) -> torch.Tensor:
     if f is None:
-        return setup_filter(device=x.device)
+        return _default_filter(x.device)
     if not isinstance(f, torch.Tensor):
         f = torch.as_tensor(f, dtype=torch.float32, device=x.device)
     if f.ndim not in (1, 2) or f.numel() == 0:
@@ -90,12 +110,31 @@ def _check_bias(bias, x: torch.Tensor, op: str) -> None:
         raise InputError(f"{op}: bias is on {bias.device} but x is on {x.device}; move it with bias.to(x.device).")
 
 
-def _impl(impl: Optional[str], device: torch.device, op: str) -> str:
+def default_impl(op: str, device_type: str, dtype: torch.dtype, ext_ok: bool) -> str:
+    """What impl=None runs: 'ext' or 'reference'.
+
+    The extension where it is loaded and has kernels for the device (`ext_ok`), except on CUDA,
+    where a kernel runs only for the (op, dtype) cases in CUDA_KERNEL_FASTER: impl=None must never
+    make a user slower than the composite of standard ops.
+    """
+    if not ext_ok:
+        return "reference"
+    if device_type == "cuda" and (op, str(dtype).replace("torch.", "")) not in CUDA_KERNEL_FASTER:
+        return "reference"
+    return "ext"
+
+
+def _impl(impl: Optional[str], x: torch.Tensor, op: str) -> str:
     """'ext' or 'reference' for this call."""
     if impl not in IMPLS:
         raise InputError(f"{op}: impl must be None, 'ext' or 'reference', got {impl!r}.")
     if impl == "reference":
         return "reference"
+    device = x.device
+    if impl is None:
+        if device.type == "cpu":  # the common case: no string formatting of the dtype
+            return "ext" if _ext._C is not None else "reference"
+        return default_impl(op, device.type, x.dtype, _ext.supports(device))
     if _ext.supports(device):
         return "ext"
     if impl == "ext":
@@ -109,14 +148,11 @@ def _impl(impl: Optional[str], device: torch.device, op: str) -> str:
 
 def _real(v, name: str, op: str) -> float:
     """float(v) for a finite real number; InputError naming the argument otherwise."""
+    if type(v) is float and math.isfinite(v):  # the common case, without the ABC checks below
+        return v
     if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
         raise InputError(f"{op}: {name} must be a finite number, got {v!r}.")
     return float(v)
-
-
-def _as_2d(f: torch.Tensor) -> torch.Tensor:
-    """The kernels take a 2D filter; a separable 1D filter becomes its outer product."""
-    return torch.outer(f, f) if f.ndim == 1 else f
 
 
 # ----------------------------------------------------------------------------- ops
@@ -137,10 +173,11 @@ def upfirdn2d(x: torch.Tensor, f: Optional[torch.Tensor], up: IntPair = 1, down:
     pads = _pads(padding, f, (upx, upy), op)
     _check_out(x, f, (upx, upy), (downx, downy), pads, op)
     gain = _real(gain, "gain", op)
-    if _impl(impl, x.device, op) == "reference":
+    if _impl(impl, x, op) == "reference":
         return reference.upfirdn2d(x, f, up=(upx, upy), down=(downx, downy), padding=pads,
                                    flip_filter=flip_filter, gain=gain)
-    return torch.ops.vidgan.upfirdn2d(x, _as_2d(f), upx, upy, downx, downy, *pads, bool(flip_filter), float(gain))
+    # The kernels take a 1D (separable) filter as it is.
+    return torch.ops.vidgan.upfirdn2d.default(x, f, upx, upy, downx, downy, *pads, bool(flip_filter), float(gain))
 
 
 def fused_upsample(x: torch.Tensor, f: Optional[torch.Tensor] = None, bias: Optional[torch.Tensor] = None,
@@ -170,14 +207,13 @@ def fused_upsample(x: torch.Tensor, f: Optional[torch.Tensor] = None, bias: Opti
     alpha = _real(alpha, "alpha", op)
     if clamp is not None and not _real(clamp, "clamp", op) >= 0:
         raise InputError(f"{op}: clamp must be a non-negative number or None (no clamp), got {clamp!r}.")
-    if _impl(impl, x.device, op) == "reference":
+    if _impl(impl, x, op) == "reference":
         return reference.fused_upsample(x, f, bias, up=(upx, upy), padding=pads, gain=gain, flip_filter=flip_filter,
                                         act=act, alpha=alpha, act_gain=act_gain, clamp=clamp)
-    f2 = _as_2d(f)
     if act != "linear" and (act_gain <= 0 or (act == "lrelu" and alpha < 0)):
         # The fused backward reads the activation's derivative off the output's sign, which
         # a non-positive gain or slope scrambles: filter in the kernel, activate with torch.
-        y = torch.ops.vidgan.upfirdn2d(x, f2, upx, upy, 1, 1, *pads, bool(flip_filter), gain)
+        y = torch.ops.vidgan.upfirdn2d.default(x, f, upx, upy, 1, 1, *pads, bool(flip_filter), gain)
         return reference.bias_act(y, bias, act=act, alpha=alpha, act_gain=act_gain, clamp=clamp)
-    return torch.ops.vidgan.fused_upsample(x, f2, bias, upx, upy, *pads, bool(flip_filter), gain, act,
+    return torch.ops.vidgan.fused_upsample.default(x, f, bias, upx, upy, *pads, bool(flip_filter), gain, act,
                                            float(alpha), act_gain, -1.0 if clamp is None else float(clamp))

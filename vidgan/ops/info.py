@@ -9,20 +9,31 @@ from vidgan.ops import _ext
 
 
 def backend(device=None) -> str:
-    """'cuda', 'cpu-ext' or 'reference': the path fused_upsample takes for tensors on `device`.
+    """'cuda', 'cpu-ext' or 'reference': the path fused_upsample(impl=None) takes for float32
+    tensors on `device`. On CUDA that is 'reference' until a CUDA kernel has been measured faster
+    than the composite of standard ops (vidgan.ops.fused.default_impl); impl='ext' forces it.
 
     device None means the default device: CUDA when one is visible, else the CPU.
     """
+    from vidgan.ops.fused import default_impl
+
     if device is None:
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(device)
-    if not _ext.supports(device):
+    if default_impl("fused_upsample", device.type, torch.float32, _ext.supports(device)) == "reference":
         return "reference"
     return "cuda" if device.type == "cuda" else "cpu-ext"
 
 
+def cpu_level() -> Optional[str]:
+    """The instruction-set level the CPU kernels run at: 'avx512', 'avx2' or 'baseline' (None
+    without the extension). The best this CPU supports, or the lower one VIDGAN_CPU_LEVEL names;
+    read once, when the extension loads."""
+    return _ext.cpu_level()
+
+
 def build_info() -> dict:
-    """Versions, the op backend, whether the extension and its CUDA kernels are built, devices."""
+    """Versions, the op backend and CPU level, whether the extension and its CUDA kernels are built, devices."""
     import vidgan
 
     ext = _ext.ext()
@@ -46,7 +57,11 @@ def build_info() -> dict:
         "devices": devices,
         "num_threads": torch.get_num_threads(),
         "cpu_capability": _cpu_capability(),
+        "cpu_level": _ext.cpu_level(),
+        "cpu_levels_supported": list(ext.cpu_levels()) if hasattr(ext, "cpu_levels") else None,
+        "cuda_kernels_by_default": _ext.has_cuda() and backend("cuda") == "cuda",
         "VIDGAN_NO_EXT": os.environ.get("VIDGAN_NO_EXT"),
+        "VIDGAN_CPU_LEVEL": os.environ.get("VIDGAN_CPU_LEVEL"),
     }
 
 
