@@ -304,9 +304,9 @@ def tiny_section(args, device, dtype):
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for shape, act, bias in (((1, 4, 4, 4), "lrelu", True), ((1, 3, 4, 4), "linear", False)):
         case = Case(shape, act, bias, device, dtype)
-        pads = ops.default_padding(case.f1, 2)
+        pads, f2 = ops.default_padding(case.f1, 2), torch.outer(case.f1, case.f1)  # 2D: older builds take no 1D
         direct = lambda: torch.ops.vidgan.fused_upsample(  # noqa: E731
-            case.x, case.f1, case.b, 2, 2, *pads, False, 4.0, act, 0.2, SQRT2, -1.0)
+            case.x, f2, case.b, 2, 2, *pads, False, 4.0, act, 0.2, SQRT2, -1.0)
         res = {}
         with torch.no_grad():
             for k, fn in list(case.forward().items()) + [("direct", direct)]:
@@ -324,7 +324,7 @@ def tiny_section(args, device, dtype):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.level and ops.cpu_level() != args.level and os.environ.get("VIDGAN_CPU_LEVEL") != args.level:
+    if args.level and getattr(ops, "cpu_level", lambda: None)() != args.level and os.environ.get("VIDGAN_CPU_LEVEL") != args.level:
         os.environ["VIDGAN_CPU_LEVEL"] = args.level  # read once when vidgan._C loads: start afresh
         os.execv(sys.executable, [sys.executable] + sys.argv)
     device = torch.device(args.device)
@@ -335,7 +335,8 @@ def main(argv=None):
     dtype = getattr(torch, args.dtype)
     timer = Timer(device)
     backend = ops.backend(device) if _ext.supports(device) else "reference"
-    level = f", CPU level {ops.cpu_level()}" if _ext.ext() is not None else ""
+    cpu_level = getattr(ops, "cpu_level", lambda: None)()  # None: an older vidgan, or no extension
+    level = f", CPU level {cpu_level}" if cpu_level else ""
     load = "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()) if hasattr(os, "getloadavg") else ""
     print(f"vidgan fused_upsample benchmark: {args.dtype} on {device} (threads={torch.get_num_threads()}), "
           f"torch {torch.__version__}, 4-tap filter, up=2; op: the compiled kernel (impl='ext'{level}); "

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "upfirdn2d.h"
+#include "upfirdn2d_cpu_lanes.h"
 #include "upfirdn2d_cpu_nchw.h"
 
 #if defined(__GNUC__) && defined(__x86_64__)
@@ -285,6 +286,14 @@ void upfirdn2d_kernel_cpu(const Upfirdn2dParams& p, Mode mode, const KernelArgs&
     using T = at::opmath_type<scalar_t>;
     std::vector<T> w = cpu_weights<T>(p, a);
     if (a.x.is_contiguous() && a.out.is_contiguous()) {
+#ifdef VIDGAN_SHUFFLE
+      if constexpr (std::is_same_v<scalar_t, T>) {
+        if (cpu::LanesPlan<T>::suits(p)) {  // small planes: a vector holds the same pixel of several planes
+          const cpu::LanesPlan<T> plan(p, mode, a, w);
+          return run_plan(plan, plan.ntasks, p.n * p.c * p.out_h * p.out_w);
+        }
+      }
+#endif
       const cpu::NchwPlan<scalar_t, T> plan(p, mode, a, w);
       run_plan(plan, plan.ntasks, p.n * p.c * p.out_h * p.out_w);
     } else {

@@ -91,8 +91,9 @@ struct Epi {
 #if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
 #define VIDGAN_SHUFFLE 1
 // The epilogue on a vector, with the NaN behaviour of std::max / std::min above.
-template <Act A, bool BIAS, bool CLAMP, typename V, typename T>
-VIDGAN_INLINE V apply_vec(V v, T b, const Epi<T>& e) {
+// b: one bias for all lanes (a scalar) or one per lane (a vector).
+template <Act A, bool BIAS, bool CLAMP, typename V, typename B, typename T>
+VIDGAN_INLINE V apply_vec(V v, B b, const Epi<T>& e) {
   const V z = {};
   if constexpr (BIAS) v = v + b;
   if constexpr (A == Act::LRelu) v = ((v < z ? z : v) + e.alpha * (z < v ? z : v)) * e.gain;
@@ -110,6 +111,22 @@ template <bool H, typename V, size_t... I>
 VIDGAN_INLINE V zip(V a, V b, std::index_sequence<I...>) {
   constexpr size_t L = sizeof...(I), o = H ? L / 2 : 0;
   return __builtin_shufflevector(a, b, ((I % 2) ? (I / 2 + o + L) : (I / 2 + o))...);
+}
+
+// r[j][l] -> r[l][j] for an L x L block of L vectors: log2(L) rounds of zipping row i with row
+// i + L/2 into rows 2i and 2i + 1 (a perfect shuffle each round).
+template <typename V, size_t L = sizeof(V) / sizeof(std::remove_reference_t<decltype(V{}[0])>)>
+VIDGAN_INLINE void transpose(V* r) {
+  for (size_t round = 1; round < L; round *= 2) {
+    V n[L];
+#pragma GCC unroll 16
+    for (size_t i = 0; i < L / 2; ++i) {
+      n[2 * i] = zip<false>(r[i], r[i + L / 2], std::make_index_sequence<L>());
+      n[2 * i + 1] = zip<true>(r[i], r[i + L / 2], std::make_index_sequence<L>());
+    }
+#pragma GCC unroll 16
+    for (size_t i = 0; i < L; ++i) r[i] = n[i];
+  }
 }
 
 // inter[2i + r] = epilogue(ar[i]) for i < n, in whole vectors of VB bytes (so up to a vector past n:
