@@ -41,6 +41,8 @@ from vidgan.ops import _ext, reference
 SQRT2 = math.sqrt(2)
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEXTBOOK = "conv_transpose2d + bias + act"
+MALLOC = {"default": {}, "fresh": {"MALLOC_MMAP_THRESHOLD_": "131072"},
+          "warm": {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 40)}}
 
 
 def parse_args(argv=None):
@@ -51,11 +53,16 @@ def parse_args(argv=None):
     p.add_argument("--rounds", type=int, default=7, help="timed rounds (each round runs every candidate once)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16", "float64"])
     p.add_argument("--model", action="store_true", help="add the shipped model's layer shapes")
-    p.add_argument("--model-rounds", type=int, default=3, help="timed rounds per model layer")
+    p.add_argument("--model-rounds", type=int, default=7, help="timed rounds per model layer")
     p.add_argument("--tiny", action="store_true", help="add per-call overhead on tiny tensors")
     p.add_argument("--no-main", action="store_true", help="skip the main [8, 256, 32, 32] section")
     p.add_argument("--level", choices=["avx512", "avx2", "baseline"],
                    help="run the CPU kernels at this level (re-runs the script with VIDGAN_CPU_LEVEL set)")
+    p.add_argument("--malloc", choices=sorted(MALLOC), default="default",
+                   help="glibc's memory reuse (re-runs the script with its variables): 'fresh' = every large "
+                        "tensor on new pages, so each call pays page faults for its outputs and temporaries; "
+                        "'warm' = freed memory kept and reused, no page faults after warm-up; 'default' = "
+                        "glibc's adaptive mix, where a call pays or not by what ran before it")
     return p.parse_args(argv)
 
 
@@ -81,6 +88,9 @@ class Timer:
 def round_robin(cands, timer, rounds, warmup=2, slow_s=1.0):
     """(median, min) seconds per candidate, timed in turn so machine load hits all alike.
 
+    Each round starts one candidate further on, so no candidate always runs after the same one:
+    a call pays for the memory state the previous one leaves (freed pages handed back to the
+    system must be faulted in again), and the reference composite leaves the most.
     After one untimed warm-up call, a candidate whose next call takes over `slow_s` seconds is
     timed once more only (it is far behind anyway, and would otherwise dominate the run time).
     """
@@ -95,10 +105,10 @@ def round_robin(cands, timer, rounds, warmup=2, slow_s=1.0):
             continue
         for _ in range(warmup - 1):
             fn()
-    for _ in range(rounds):
-        for k, fn in cands.items():
-            if k not in slow:
-                times[k].append(timer(fn))
+    keys = [k for k in cands if k not in slow]
+    for r in range(rounds):
+        for k in keys[r % len(keys):] + keys[:r % len(keys)]:
+            times[k].append(timer(cands[k]))
     return {k: statistics.median(v) for k, v in times.items()}, {k: min(v) for k, v in times.items()}
 
 
@@ -324,8 +334,11 @@ def tiny_section(args, device, dtype):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.level and getattr(ops, "cpu_level", lambda: None)() != args.level and os.environ.get("VIDGAN_CPU_LEVEL") != args.level:
-        os.environ["VIDGAN_CPU_LEVEL"] = args.level  # read once when vidgan._C loads: start afresh
+    env = dict(MALLOC[args.malloc])
+    if args.level:
+        env["VIDGAN_CPU_LEVEL"] = args.level  # read once when vidgan._C loads: start afresh
+    if any(os.environ.get(k) != v for k, v in env.items()) and os.environ.get("VIDGAN_BENCH_REEXEC") != "1":
+        os.environ.update(env, VIDGAN_BENCH_REEXEC="1")
         os.execv(sys.executable, [sys.executable] + sys.argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -340,7 +353,7 @@ def main(argv=None):
     load = "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()) if hasattr(os, "getloadavg") else ""
     print(f"vidgan fused_upsample benchmark: {args.dtype} on {device} (threads={torch.get_num_threads()}), "
           f"torch {torch.__version__}, 4-tap filter, up=2; op: the compiled kernel (impl='ext'{level}); "
-          f"impl=None here: {backend}; {load}")
+          f"impl=None here: {backend}; malloc: {args.malloc}; {load}")
     if not _ext.supports(device):
         print("WARNING: the compiled extension is not in use; the 'op' below is the reference path.")
     if not args.no_main:
