@@ -51,7 +51,6 @@ def family(name: str) -> str:
 
 
 def profile(trainer, loader, steps: int):
-    import torch
     from torch.profiler import ProfilerActivity, profile as tprofile
 
     t0 = time.perf_counter()
@@ -67,7 +66,6 @@ def profile(trainer, loader, steps: int):
         if e.key.startswith("aten::") or "vidgan" in e.key or "fused" in e.key or "upfirdn" in e.key:
             fams[family(e.key)] += e.self_cpu_time_total / 1e6 / steps
     top = sorted(((e.self_cpu_time_total / 1e6 / steps, e.key) for e in events), reverse=True)[:12]
-    del torch
     return wall, phases, dict(fams), top
 
 

@@ -214,11 +214,16 @@ class Trainer:
         path = self.run_dir / "samples" / "reals.png"
         if not self.main or not self.cfg.sample_every or path.exists():
             return
-        from vidgan.export import contact_sheet, to_uint8, write_image
+        from vidgan.export import contact_sheet, write_image
 
-        n = min(8, len(self.dataset), self.cfg.sample_num)
-        clips = torch.stack([self.dataset[(i, self.cfg.seed)] for i in range(n)])   # [n, 3, T, H, W]
-        write_image(contact_sheet(to_uint8(clips)), str(path))
+        write_image(contact_sheet(self._real_clips(min(8, self.cfg.sample_num))), str(path))
+
+    def _real_clips(self, n: int) -> np.ndarray:
+        """The first n (at most) training clips at the run's seed, fixed: uint8 [n, T, H, W, 3]."""
+        from vidgan.export import to_uint8
+
+        n = min(n, len(self.dataset))
+        return to_uint8(torch.stack([self.dataset[(i, self.cfg.seed)] for i in range(n)]))
 
     def _write_samples(self, reporter: Reporter) -> Dict[str, str]:
         if not self.main:
@@ -230,13 +235,10 @@ class Trainer:
     def _check_diversity(self, reporter: Reporter, clips: np.ndarray) -> None:
         """stats.jsonl and the progress bar get the samples' diversity against the data's; the run says once
         when the samples have collapsed to near-identical clips."""
-        from vidgan.export import to_uint8
         from vidgan.metrics.diversity import COLLAPSE, collapsed, diversity
 
         if self._real_diversity is None:              # the same number of training clips, fixed
-            n = min(len(self.dataset), len(clips))
-            self._real_diversity = diversity(to_uint8(torch.stack([self.dataset[(i, self.cfg.seed)]
-                                                                  for i in range(n)])))
+            self._real_diversity = diversity(self._real_clips(len(clips)))
         fake, real = diversity(clips), self._real_diversity
         self._diversity = {"diversity": round(fake, 5), "diversity_real": round(real, 5)}   # in the next stats line
         reporter.diversity = f"{fake / real:.2f}" if real > 0 else None
