@@ -41,6 +41,7 @@ class ModelConfig:
     # Output clips.
     resolution: int = _field(64, g=True)                      # H = W; a power of two in 32..256
     frames: int = _field(16, resume=True, most=MAX_FRAMES)    # training clip length T (renders take any length)
+    channels: int = _field(3, g=True)                         # C of every clip: 3 (RGB) or 1 (grey)
     # Content: z_c [N, z_dim] -> mapping network -> w_c [N, w_dim].
     z_dim: int = _field(64, g=True, most=MAX_DIM)
     w_dim: int = _field(128, g=True, most=MAX_DIM)
@@ -144,6 +145,8 @@ class ModelConfig:
             raise InputError(f"model config resolution must be a power of two from 32 to 256, got {r}.")
         if self.frames < 2:
             raise InputError(f"model config frames must be at least 2, got {self.frames}.")
+        if self.channels not in (1, 3):
+            raise InputError(f"model config channels must be 1 (grey) or 3 (RGB), got {self.channels}.")
         if self.motion not in MOTIONS:
             raise InputError(f"model config motion must be one of {', '.join(MOTIONS)}, got {self.motion!r}.")
         if self.motion_interp not in INTERPOLATIONS:

@@ -1,7 +1,7 @@
 """FrameDiscriminator (2D, on k frames of each clip) and ClipDiscriminator ((2+1)D, on the whole clip).
 
-Both take video [N, 3, T, H, W] and return logits [N, 1]; both downsample with FIR filters through
-vidgan.ops.upfirdn2d and end with a minibatch-std layer.
+Both take video [N, C, T, H, W] (C = cfg.channels: 3 RGB, 1 grey) and return logits [N, 1]; both
+downsample with FIR filters through vidgan.ops.upfirdn2d and end with a minibatch-std layer.
 """
 import math
 from typing import Optional
@@ -16,9 +16,9 @@ from vidgan.nn import (DownBlock2d, DownBlock3d, EqualConv2d, EqualConv3d, Equal
 
 
 def _check_video(x: torch.Tensor, cfg: ModelConfig, who: str) -> None:
-    r = cfg.resolution
-    if x.ndim != 5 or x.shape[1] != 3 or x.shape[3] != r or x.shape[4] != r:
-        raise InputError(f"{who} expects video [N, 3, T, {r}, {r}], got {tuple(x.shape)}.")
+    r, c = cfg.resolution, cfg.channels
+    if x.ndim != 5 or x.shape[1] != c or x.shape[3] != r or x.shape[4] != r:
+        raise InputError(f"{who} expects video [N, {c}, T, {r}, {r}] (model.channels {c}), got {tuple(x.shape)}.")
 
 
 def distinct_frames(n: int, t: int, k: int) -> torch.Tensor:
@@ -27,10 +27,10 @@ def distinct_frames(n: int, t: int, k: int) -> torch.Tensor:
 
 
 def gather_frames(video: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """Frames [N * idx[0].numel(), 3, H, W] of video [N, 3, T, H, W] at per-clip indices idx [N, ...] (CPU)."""
-    n, t = video.shape[0], video.shape[2]
+    """Frames [N * idx[0].numel(), C, H, W] of video [N, C, T, H, W] at per-clip indices idx [N, ...] (CPU)."""
+    n, c, t = video.shape[:3]
     flat = (torch.arange(n).reshape(-1, *[1] * (idx.ndim - 1)) * t + idx).reshape(-1).to(video.device)
-    return video.transpose(1, 2).reshape(n * t, 3, *video.shape[3:]).index_select(0, flat)
+    return video.transpose(1, 2).reshape(n * t, c, *video.shape[3:]).index_select(0, flat)
 
 
 class FrameDiscriminator(nn.Module):
@@ -45,7 +45,7 @@ class FrameDiscriminator(nn.Module):
         self.cfg = cfg
         r = cfg.resolution
         clamp = cfg.conv_clamp
-        self.from_rgb = EqualConv2d(3, cfg.d_width(r), 1, act="lrelu", clamp=clamp)
+        self.from_rgb = EqualConv2d(cfg.channels, cfg.d_width(r), 1, act="lrelu", clamp=clamp)
         self.blocks = nn.ModuleList([DownBlock2d(cfg.d_width(2 ** k), cfg.d_width(2 ** (k - 1)), clamp=clamp)
                                      for k in range(int(math.log2(r)), 2, -1)])
         c4 = cfg.d_width(4)
@@ -63,7 +63,7 @@ class FrameDiscriminator(nn.Module):
         n, _, t = video.shape[:3]
         idx = self.sample_frames(n, t) if frame_index is None else frame_index.long().cpu()
         k = idx.shape[1]
-        x = self.from_rgb(gather_frames(video, idx))                      # input [N*k, 3, H, W]
+        x = self.from_rgb(gather_frames(video, idx))                      # input [N*k, C, H, W]
         for block in self.blocks:
             x = block(x)                                                  # [N*k, C, r, r]
         x = self.conv(self.mbstd(x))                                      # [N*k, C4, 4, 4]
@@ -72,7 +72,7 @@ class FrameDiscriminator(nn.Module):
 
 
 class ClipDiscriminator(nn.Module):
-    """(2+1)D residual discriminator on whole clips [N, 3, T, H, W] -> [N, 1].
+    """(2+1)D residual discriminator on whole clips [N, C, T, H, W] -> [N, 1].
 
     Input: the frames, FIR-downsampled by cfg.clip_input_div (the frame discriminator judges the
     fine detail; this one judges motion), plus (clip_diff) the frame differences x_t - x_{t-1} (zero
@@ -86,7 +86,7 @@ class ClipDiscriminator(nn.Module):
         self.cfg = cfg
         r = cfg.resolution // cfg.clip_input_div
         clamp = cfg.conv_clamp
-        cin = 6 if cfg.clip_diff else 3
+        cin = 2 * cfg.channels if cfg.clip_diff else cfg.channels
         self.input_down = nn.ModuleList([VideoDownsample() for _ in range(int(math.log2(cfg.clip_input_div)))])
         self.from_rgb = EqualConv3d(cin, cfg.clip_width(r), 1, act="lrelu", clamp=clamp)
         self.blocks = nn.ModuleList([DownBlock3d(cfg.clip_width(2 ** k), cfg.clip_width(2 ** (k - 1)), clamp=clamp)
@@ -101,10 +101,10 @@ class ClipDiscriminator(nn.Module):
         _check_video(video, self.cfg, "ClipDiscriminator")
         x = video
         for down in self.input_down:
-            x = down(x)                                                   # [N, 3, T, H/2, W/2]
+            x = down(x)                                                   # [N, C, T, H/2, W/2]
         if self.cfg.clip_diff:
             diff = torch.cat([torch.zeros_like(x[:, :, :1]), x[:, :, 1:] - x[:, :, :-1]], dim=2)
-            x = torch.cat([x, diff], dim=1)                               # [N, 6, T, H, W]
+            x = torch.cat([x, diff], dim=1)                               # [N, 2C, T, H, W]
         x = self.from_rgb(x)
         for block in self.blocks:
             x = block(x, temporal_down=x.shape[2] >= 4)                   # [N, C, T', r, r]

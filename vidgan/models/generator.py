@@ -1,10 +1,10 @@
-"""TemporalGenerator: content code z_c (one per clip) + motion noise -> clip [N, 3, T, H, W].
+"""TemporalGenerator: content code z_c (one per clip) + motion noise -> clip [N, C, T, H, W] (C = cfg.channels).
 
     G = TemporalGenerator(ModelConfig())
     z = G.sample_content(n)                   # [N, Z]
     motion = G.sample_motion(n, frames)       # noise covering `frames` frames
     codes = G.motion_trajectory(motion, frames)   # [N, frames, M], cheap
-    video = G.synthesize(z, codes)            # [N, 3, frames, H, W]; frames are a batch, so any
+    video = G.synthesize(z, codes)            # [N, C, frames, H, W]; frames are a batch, so any
                                               # slice codes[:, a:b] renders frames a..b-1 alone
     video = G(z, motion)                      # the same in one call (frames default cfg.frames)
 
@@ -46,7 +46,7 @@ class MappingNetwork(nn.Module):
 
 
 class TemporalGenerator(nn.Module):
-    """Clips [N, 3, T, H, W] from content codes and motion noise (see the module docstring)."""
+    """Clips [N, C, T, H, W] (C = cfg.channels) from content codes and motion noise (see the module docstring)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -126,7 +126,7 @@ class TemporalGenerator(nn.Module):
                              f"got {tuple(codes.shape)}.")
 
     def synthesize(self, z_content: torch.Tensor, codes: torch.Tensor, truncation: float = 1.0) -> torch.Tensor:
-        """z_content [N, Z], motion codes [N, T, M] -> video [N, 3, T, H, W]."""
+        """z_content [N, Z], motion codes [N, T, M] -> video [N, C, T, H, W]."""
         self._check_latents(z_content, codes)
         n, t = codes.shape[:2]
         wc = self.content_styles(z_content, truncation)                        # [N, W]
@@ -134,12 +134,12 @@ class TemporalGenerator(nn.Module):
         w = wc[:, None].expand(n, t, wc.shape[1]).reshape(n * t, -1)            # [N*T, W]
         if self.motion_style is not None:
             w = w + self.motion_style(torch.cat([w, m], dim=1))               # per-frame offsets
-        frames = self.synthesis(w, m)                                           # [N*T, 3, H, W]
-        return frames.reshape(n, t, *frames.shape[1:]).transpose(1, 2).contiguous()  # [N, 3, T, H, W]
+        frames = self.synthesis(w, m)                                           # [N*T, C, H, W]
+        return frames.reshape(n, t, *frames.shape[1:]).transpose(1, 2).contiguous()  # [N, C, T, H, W]
 
     def forward(self, z_content: torch.Tensor, motion: torch.Tensor, frames: Optional[int] = None,
                 truncation: float = 1.0) -> torch.Tensor:
-        """[N, 3, frames, H, W] (frames None = cfg.frames)."""
+        """[N, C, frames, H, W] (frames None = cfg.frames)."""
         return self.synthesize(z_content, self.motion_trajectory(motion, frames), truncation)
 
 
