@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from vidgan.errors import InputError, VidganError
+from vidgan.hostmem import reuse_freed_memory
 from vidgan.training import distributed as D
 from vidgan.training.augment import adjust_p
 from vidgan.training.config import RUN_CONFIG_NAME, TrainConfig
@@ -79,6 +80,8 @@ class Trainer:
             self._note("amp (bf16 autocast) works on CUDA only; training in float32 on the CPU.")
         if cfg.channels_last and self.device.type != "cuda":
             self._note("channels_last helps on CUDA only; ignored on the CPU.")
+        if self.device.type == "cpu":
+            reuse_freed_memory()                       # vidgan/hostmem.py: no page faults on every activation
 
         from vidgan.data import VideoDataset
 
