@@ -149,6 +149,9 @@ def _add_train(sub):
                    help="override any TrainConfig field, e.g. --set model.motion=gru (repeatable)")
     for flag, typ, text in _TRAIN_FLAGS:
         p.add_argument("--" + flag.replace("_", "-"), dest=flag, type=typ, default=None, help=text)
+    p.add_argument("--channels", type=int, default=None, metavar="{1,3}",
+                   help="1 trains a grey model, 3 an RGB one; sets model.channels (default: 1 when the data is "
+                        "grey, else 3; colour data under --channels 1 is converted to BT.601 luma)")
     p.set_defaults(func=_run_train)
 
 
@@ -183,6 +186,10 @@ def _run_train(args):
         raise InputError("vidgan train needs --out RUN_DIR (a new folder, or a run's folder to resume it).")
     overrides = {k: getattr(args, k) for k in ("data", *(f for f, _, _ in _TRAIN_FLAGS))
                  if getattr(args, k) is not None}
+    if args.channels is not None:
+        if args.channels not in (1, 3):
+            raise InputError(f"--channels must be 1 (grey) or 3 (RGB), got {args.channels}.")
+        overrides["model.channels"] = args.channels
     cfg = resolve_config(args.out, preset_name=args.preset, config_file=args.config, overrides=overrides,
                          assignments=args.set)
     train(cfg)

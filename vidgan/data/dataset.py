@@ -2,7 +2,11 @@
 
 Clip = `frames` frames taken every `stride`-th source frame, so a clip spans
 ``(frames - 1) * stride + 1`` source frames. Videos shorter than that are skipped, counted
-and reported once. Items are float32 [3, T, R, R] in [-1, 1].
+and reported once. Items are float32 [C, T, R, R] in [-1, 1].
+
+Channels: C = `channels`, 3 (RGB) or 1 (grey); None (the default) detects it from the data: 1 when the
+source is grey, 3 otherwise (the rule: vidgan.data.channels). channels=3 on grey data replicates the grey;
+channels=1 on colour data converts every clip to ITU-R BT.601 luma, and `summary()` says so.
 
 train mode: len = number of usable videos. ``ds[i]`` draws a random start (and flip) from an
 internal generator; ``ds[(i, sample_seed)]`` draws them from `sample_seed` alone, so a stream
@@ -29,6 +33,7 @@ import warnings
 import numpy as np
 import torch
 
+from vidgan.data.channels import detect_channels, to_channels
 from vidgan.data.decode import decode_frames, decode_video, prepare_frames, to_model_range
 from vidgan.data.discover import VideoEntry, index_videos
 from vidgan.data.pack import PACK_EXT, is_pack, open_pack
@@ -42,12 +47,14 @@ def _in_worker():
 
 
 class VideoDataset(torch.utils.data.Dataset):
-    """Clips [3, frames, resolution, resolution] in [-1, 1] from `root` (see the module docstring)."""
+    """Clips [C, frames, resolution, resolution] in [-1, 1] from `root` (see the module docstring)."""
 
     def __init__(self, root, frames=16, resolution=64, stride=1, keep_aspect=False, hflip=False,
-                 mode="train", seed=0, eval_clips=None, cache_bytes=256 << 20):
+                 mode="train", seed=0, eval_clips=None, cache_bytes=256 << 20, channels=None):
         if mode not in ("train", "eval"):
             raise InputError(f"mode={mode!r} is not valid; use 'train' or 'eval'.")
+        if channels is not None and (isinstance(channels, bool) or channels not in (1, 3)):
+            raise InputError(f"channels={channels!r} is not valid; use 1 (grey), 3 (RGB) or None (detect).")
         for key, val, low in (("frames", frames, 1), ("stride", stride, 1), ("resolution", resolution, 8)):
             if not isinstance(val, (int, np.integer)) or val < low:
                 raise InputError(f"{key}={val!r} is not valid; use an integer >= {low}.")
@@ -88,6 +95,10 @@ class VideoDataset(torch.utils.data.Dataset):
         if self.skipped:
             self.report(dict(self.skipped), at="indexing")
         self.clip_list = self._make_clip_list() if mode == "eval" else None
+        # 1 (grey) or 3, from the data alone; the clips carry self.channels.
+        self.source_channels = detect_channels(entries, getattr(self, "pack_index", None),
+                                               self._mm if self.packed else None)
+        self.channels = self.source_channels if channels is None else int(channels)
         # Video files: keep whole resized videos in memory when all of them fit in the cache budget;
         # otherwise decode each clip on its own (seek + a few frames), which never thrashes.
         file_bytes = sum(e.length for e in self.entries if e.kind == "file") * self.resolution ** 2 * 3
@@ -95,7 +106,7 @@ class VideoDataset(torch.utils.data.Dataset):
 
     # ------------------------------------------------------------------ indexing
     def _index_pack(self):
-        index, _ = open_pack(self.root)
+        index, self._mm = open_pack(self.root)
         if index["height"] != self.resolution or index["width"] != self.resolution:
             raise DataError(f"{self.root} holds {index['width']}x{index['height']} frames but resolution="
                             f"{self.resolution} was asked; train at {index['height']} or re-pack with "
@@ -182,6 +193,7 @@ class VideoDataset(torch.utils.data.Dataset):
                 f"mode {self.mode}")
         if self.mode == "eval":
             text += f", {len(self.clip_list)} eval clips"
+        text += "; " + self.channels_text()
         if any(e.kind == "file" for e in self.entries) and not self.cache_videos:
             text += ("; video files larger than the cache are decoded per clip (slow): "
                      "`vidgan data pack` them once for fast loading")
@@ -190,6 +202,14 @@ class VideoDataset(torch.utils.data.Dataset):
             text += (f"; skipped {len(self.skipped)}: {short} too short (need {self.span} frames), "
                      f"{len(self.skipped) - short} unreadable")
         return text
+
+    def channels_text(self):
+        """What the clips' channels are and where they come from, for logs."""
+        if self.channels == self.source_channels:
+            return "grey frames (1 channel)" if self.channels == 1 else "colour frames (3 channels)"
+        if self.channels == 1:
+            return "colour frames converted to grey (ITU-R BT.601 luma) for a 1-channel model"
+        return "grey frames replicated to 3 channels for an RGB model"
 
     # ------------------------------------------------------------------ loading
     def __len__(self):
@@ -269,7 +289,7 @@ class VideoDataset(torch.utils.data.Dataset):
         return self._names
 
     def fetch(self, key):
-        """(clip uint8 numpy [T, R, R, 3], already flipped, newly skipped {path: reason}) for a key.
+        """(clip uint8 numpy [T, R, R, C], already flipped, newly skipped {path: reason}) for a key.
 
         key: an index or (index, sample_seed). The loader moves these 4x smaller uint8 clips between
         processes and converts whole batches with `to_model_range`.
@@ -288,7 +308,7 @@ class VideoDataset(torch.utils.data.Dataset):
             except DataError as exc:  # a damaged frame or a short decode fails only the clips that touch it
                 new[e.path] = f"unreadable at load time ({exc}); replaced by another clip"
                 continue
-            clip = np.asarray(clip)
+            clip = to_channels(np.asarray(clip), self.channels)
             return (np.ascontiguousarray(clip[:, :, ::-1]) if flip else clip), new
         raise DataError(f"could not load any clip from {self.root} after {tries} tries; "
                         f"last problems: {list(new.values())[-3:]}; check the data.")
@@ -297,4 +317,4 @@ class VideoDataset(torch.utils.data.Dataset):
         clip, new = self.fetch(key)
         if new:
             self.report(new)
-        return to_model_range(clip)  # float32 [3, T, R, R] in [-1, 1]
+        return to_model_range(clip)  # float32 [C, T, R, R] in [-1, 1]

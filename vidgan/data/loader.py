@@ -75,7 +75,7 @@ class _Keyed(torch.utils.data.Dataset):
 
 
 def _collate(items):
-    clips = torch.from_numpy(np.stack([c for c, _ in items]))  # uint8 [B, T, H, W, 3]
+    clips = torch.from_numpy(np.stack([c for c, _ in items]))  # uint8 [B, T, H, W, C]
     skipped = {}
     for _, new in items:
         skipped.update(new)
@@ -105,7 +105,8 @@ def _shutdown(holder, loader):
 
 
 class ClipLoader:
-    """Infinite iterator of float batches [B, 3, T, H, W]; `.position` = samples this rank consumed.
+    """Infinite iterator of float batches [B, C, T, H, W] (C: the dataset's channels); `.position` = samples this
+    rank consumed.
 
     Workers hand over uint8 clips (4x less to copy between processes); each batch is converted to
     float in [-1, 1] here, on `device` when one is given (then only uint8 crosses to the GPU).
@@ -142,14 +143,14 @@ class ClipLoader:
     def __next__(self):
         if self._holder[0] is None:
             self._holder[0] = iter(self._loader)
-        clips, new = next(self._holder[0])  # uint8 [B, T, H, W, 3]
+        clips, new = next(self._holder[0])  # uint8 [B, T, H, W, C]
         if new:
             self.dataset.report(new)
         self.position += self.batch_size
         if self.device is not None and self.device.type != "cpu":
             x = clips.to(self.device, non_blocking=True).permute(0, 4, 1, 2, 3)
-            return x.float().mul_(1 / 127.5).sub_(1.0).contiguous()  # [B, 3, T, H, W]
-        x = to_model_range(clips.numpy())  # float32 [B, 3, T, H, W]
+            return x.float().mul_(1 / 127.5).sub_(1.0).contiguous()  # [B, C, T, H, W]
+        x = to_model_range(clips.numpy())  # float32 [B, C, T, H, W]
         return x.pin_memory() if self.pin_memory else x  # pinned: the trainer's .to(cuda) can overlap
 
 
@@ -160,7 +161,7 @@ def default_workers():
 
 def build_loader(dataset, batch_size, workers=None, rank=0, world_size=1, seed=0, start=0, pin_memory=None,
                  device=None):
-    """Infinite iterator of float [B, 3, T, H, W] batches of `dataset` for one rank.
+    """Infinite iterator of float [B, C, T, H, W] batches of `dataset` for one rank.
 
     workers: DataLoader processes, persistent between batches. None = 0 for a .vidpack (a memmap read
     costs less than handing a batch between processes) and default_workers() otherwise.

@@ -132,7 +132,8 @@ def make_moving_mnist(out, videos=1000, frames=20, digits=2, size=64, split="tra
 
     `out` is a folder with one subfolder of grayscale PNG frames per video (video_00000/frame_000.png,
     ...) plus moving_mnist.json describing how it was made, or, if `out` ends with .vidpack, a pack
-    (RGB) directly. Written atomically; an existing `out` is refused unless overwrite=True.
+    directly (frames stored as RGB with R = G = B, its index recording channels 1: a grey set). Written
+    atomically; an existing `out` is refused unless overwrite=True.
     """
     from vidgan.data.pack import PACK_EXT, PackWriter
 

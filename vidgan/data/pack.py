@@ -9,8 +9,9 @@ Layout of a .vidpack file (all integers little-endian):
     then            the JSON index (UTF-8)
 
 The JSON index holds {"format": "vidpack", "version": 1, "height", "width", "resolution",
-"keep_aspect", "total_frames", "data_offset", "videos": [{"name", "offset", "length", "fps"}],
-"source": {"path", "fingerprint"}, "meta": {...}}; a video's frames are rows
+"keep_aspect", "total_frames", "data_offset", "channels", "videos": [{"name", "offset", "length", "fps"}],
+"source": {"path", "fingerprint"}, "meta": {...}}; "channels" is 1 when every stored frame has
+R = G = B (a grey source), else 3 (packs written before it existed lack it); a video's frames are rows
 [offset, offset + length) of the frame array. The file is written beside its target and
 renamed into place, so a reader never sees a half-written pack.
 """
@@ -23,6 +24,7 @@ import time
 import numpy as np
 
 from vidgan._atomic import atomic_file
+from vidgan.data.channels import is_grey
 from vidgan.data.decode import decode_frames, iter_video, prepare_frames
 from vidgan.errors import DataError, InputError
 
@@ -38,6 +40,7 @@ class PackWriter:
     def __init__(self, path, height, width):
         self.path, self.height, self.width = path, int(height), int(width)
         self.videos, self.total = [], 0
+        self.grey = True                     # every frame written so far has R = G = B
         self._fh = open(path, "wb")
         self._fh.write(b"\0" * DATA_OFFSET)
 
@@ -46,7 +49,7 @@ class PackWriter:
 
         If reading the chunks fails, the partial video is removed from the file and the error re-raised.
         """
-        start_pos, length = self._fh.tell(), 0
+        start_pos, length, grey = self._fh.tell(), 0, self.grey
         try:
             for chunk in chunks:
                 chunk = np.ascontiguousarray(np.asarray(chunk, dtype=np.uint8))
@@ -54,10 +57,12 @@ class PackWriter:
                     raise DataError(f"video {name} has frames of shape {chunk.shape[1:]}, the pack holds "
                                     f"{(self.height, self.width, 3)}.")
                 self._fh.write(chunk.tobytes())
+                self.grey = self.grey and is_grey(chunk)
                 length += chunk.shape[0]
         except BaseException:
             self._fh.seek(start_pos)
             self._fh.truncate()
+            self.grey = grey
             raise
         if length:
             self.videos.append({"name": name, "offset": self.total, "length": length, "fps": float(fps)})
@@ -68,7 +73,7 @@ class PackWriter:
         """Write the JSON index and the header; close the file."""
         index = {"format": "vidpack", "version": VERSION, "height": self.height, "width": self.width,
                  "resolution": self.height, "total_frames": self.total, "data_offset": DATA_OFFSET,
-                 "videos": self.videos, **info}
+                 "channels": 1 if self.grey and self.total else 3, "videos": self.videos, **info}
         blob = json.dumps(index).encode("utf-8")
         pos = self._fh.tell()
         self._fh.write(blob)

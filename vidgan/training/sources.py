@@ -5,11 +5,16 @@
     3. RUN_DIR/train_config.json when RUN_DIR already holds a run (so `vidgan train --out RUN_DIR`
        alone resumes with the settings it was started with),
     4. a JSON file (`--config FILE`),
-    5. command-line flags (`--batch 16`; `--resolution`/`--frames` set `model.resolution`/`model.frames`),
+    5. command-line flags (`--batch 16`; `--resolution`/`--frames`/`--channels` set `model.resolution`/
+       `model.frames`/`model.channels`),
     6. dotted assignments (`--set model.motion=gru --set betas=[0,0.99]`).
 
 A new run with init_from takes the model settings of that generator (read from its config.json, no
 weights) in place of the defaults and the preset's.
+
+model.channels, when no source sets it, follows the data in a new run: 1 for a grey source, 3 for colour
+(the rule: vidgan.data.channels). A run folder that holds a run keeps what its train_config.json says (a
+config written before the key existed: 3), and init_from's generator brings its own.
 """
 import json
 import os
@@ -84,11 +89,42 @@ def resolve_config(run_dir: str, preset_name: Optional[str] = None, config_file:
     elif isinstance(init, str) and init:
         d = merged(_generator_model(init))
         d["init_from"] = init
+    if saved_cfg is None and not list_checkpoints(run_dir) and d.get("init_from") is None \
+            and not any(_sets_channels(layer) for layer, _ in layers):
+        found = _data_channels(d)
+        if found is not None:
+            d["model"]["channels"] = found
     d["run_dir"] = os.fspath(run_dir)
     if isinstance(d.get("data"), str) and d["data"]:
         # saved as absolute, so a resume from another folder reads the same data
         d["data"] = os.path.abspath(os.path.expanduser(d["data"]))
     return TrainConfig.from_dict(d, "the merged training config")
+
+
+def _sets_channels(layer: Dict[str, Any]) -> bool:
+    """Whether one source's keys set model.channels."""
+    return "model.channels" in layer or (isinstance(layer.get("model"), dict) and "channels" in layer["model"])
+
+
+def _data_channels(d: Dict[str, Any]) -> Optional[int]:
+    """1 or 3 as the data of the merged config `d` is grey or colour; None when the data cannot be read
+    here (the run itself then reports why, in its own words)."""
+    import warnings
+
+    from vidgan.data import VideoDataset
+    from vidgan.errors import VidganError
+
+    data, model = d.get("data"), d.get("model") or {}
+    if not isinstance(data, str) or not data:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")          # skipped files: the run reports them once
+            ds = VideoDataset(data, frames=model.get("frames", 16), resolution=model.get("resolution", 64),
+                              stride=d.get("stride", 1), keep_aspect=d.get("keep_aspect", False))
+    except (VidganError, TypeError, ValueError, OSError):
+        return None
+    return ds.source_channels
 
 
 def _generator_model(source: str) -> Dict[str, Any]:
