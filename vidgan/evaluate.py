@@ -64,18 +64,20 @@ def dataset_fingerprint(ds) -> str:
 def _real_dataset(root, frames: int, resolution: int, stride: int, num_clips: int, seed: int):
     from vidgan.data import VideoDataset
 
+    # channels=3: real clips enter FVD as RGB whatever the source (grey data gives R = G = B, the same
+    # numbers as grey clips replicated at the metric's input).
     return VideoDataset(root, frames=frames, resolution=resolution, stride=stride, mode="eval", seed=seed,
-                        eval_clips=num_clips)
+                        eval_clips=num_clips, channels=3)
 
 
 def _uint8_clip(ds, i: int) -> np.ndarray:
-    """Clip i of an eval-mode dataset as uint8 [T, R, R, 3]."""
+    """Clip i of an eval-mode dataset as uint8 [T, R, R, C]."""
     if hasattr(ds, "fetch"):
         clip, new = ds.fetch(i)
         if new and hasattr(ds, "_report"):
             ds._report(new)
         return np.asarray(clip, dtype=np.uint8)
-    x = np.asarray(ds[i], dtype=np.float32)  # [3, T, R, R] in [-1, 1]
+    x = np.asarray(ds[i], dtype=np.float32)  # [C, T, R, R] in [-1, 1]
     return np.clip(np.round((x + 1.0) * 127.5), 0, 255).astype(np.uint8).transpose(1, 2, 3, 0)
 
 
@@ -89,8 +91,8 @@ class Evaluator:
     """Scores clip sets against one real source; the real statistics are computed (or read from
     the cache) once and reused, so it can run every N training steps.
 
-    sample callables: sample(seed, num) -> uint8 [num, T, H, W, 3] where clip i is the clip of
-    seed + i (vidgan.generate's convention).
+    sample callables: sample(seed, num) -> uint8 [num, T, H, W, 3] (or [..., 1] grey, replicated to RGB at
+    the metric's input) where clip i is the clip of seed + i (vidgan.generate's convention).
     """
 
     def __init__(self, data, num_clips: int = RECOMMENDED_CLIPS, frames: int = 16, resolution: int = 64,
@@ -155,12 +157,15 @@ class Evaluator:
     def sampler_stats(self, sample: Callable[[int, int], np.ndarray], seed: int = 0, num: Optional[int] = None):
         num = int(num or self.num_clips)
 
+        want = (self.frames, self.resolution, self.resolution)
+
         def chunks():
             for a in range(0, num, self.batch):
                 clips = np.asarray(sample(seed + a, min(self.batch, num - a)))
-                if clips.shape[1:] != (self.frames, self.resolution, self.resolution, 3):
+                if clips.ndim != 5 or clips.shape[1:4] != want or clips.shape[4] not in (1, 3):
                     raise InputError(f"the sampler returned clips of shape {clips.shape[1:]}, expected "
-                                     f"({self.frames}, {self.resolution}, {self.resolution}, 3) like the real ones.")
+                                     f"({self.frames}, {self.resolution}, {self.resolution}, 3) like the real ones "
+                                     f"(or 1 channel for grey).")
                 yield clips
 
         return self.extractor.stats(chunks(), total=num, desc="generated clips")

@@ -10,6 +10,9 @@ generator, and each clip is rendered on its own in chunks of `batch` frames (a n
 depend on how many clips are asked for). So, by construction, clip i of a batch equals the single
 clip of seed + i, the same seed gives bit-identical clips on the same device and backend, and
 content or motion can be changed while the other is held. Memory stays flat whatever the length.
+
+A grey model (model.channels 1) renders [N, 1, T, H, W]; its clips come out replicated to RGB
+(R = G = B), so arrays, files and mosaics have the same [.., 3] shape for every model.
 """
 import math
 import os

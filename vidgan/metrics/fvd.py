@@ -1,7 +1,7 @@
 """Fréchet Video Distance under a fixed, versioned protocol.
 
     from vidgan.metrics import fvd
-    score = fvd(real_clips, fake_clips)      # uint8 [N, T, H, W, 3] each
+    score = fvd(real_clips, fake_clips)      # uint8 [N, T, H, W, 3] each ([N, T, H, W, 1] grey: replicated)
 
 PROTOCOL (below) is the whole recipe; every number vidgan prints carries its version.
 It follows the original FVD (Unterthiner et al. 2018) and the StyleGAN-V / DIGAN
@@ -58,9 +58,12 @@ def default_device() -> str:
 
 
 def preprocess(clips: torch.Tensor) -> torch.Tensor:
-    """uint8 [B, T, H, W, 3] -> float32 [B, 3, T, 224, 224] in [-1, 1] (the protocol's input)."""
-    if clips.dim() != 5 or clips.shape[-1] != 3:
-        raise InputError(f"clips must be uint8 [N, T, H, W, 3], got shape {tuple(clips.shape)}.")
+    """uint8 [B, T, H, W, 3] -> float32 [B, 3, T, 224, 224] in [-1, 1] (the protocol's input); grey clips
+    [B, T, H, W, 1] are replicated to RGB first (the I3D takes RGB)."""
+    if clips.dim() != 5 or clips.shape[-1] not in (1, 3):
+        raise InputError(f"clips must be uint8 [N, T, H, W, 3] (or [N, T, H, W, 1] grey), got shape "
+                         f"{tuple(clips.shape)}.")
+    clips = grey_to_rgb(clips)
     b, t, h, w, _ = clips.shape
     x = clips.float().div_(127.5).sub_(1.0)  # [B, T, H, W, 3]
     x = x.reshape(b * t, h, w, 3).permute(0, 3, 1, 2)  # [B*T, 3, H, W]
@@ -74,16 +77,23 @@ def companion_frame_indices(frames: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, frames - 1, min(frames, COMPANION_FRAMES))).astype(np.int64))
 
 
+def grey_to_rgb(clips: torch.Tensor) -> torch.Tensor:
+    """[..., 1] -> [..., 3] with R = G = B (a view); [..., 3] unchanged."""
+    return clips.expand(*clips.shape[:-1], 3) if clips.shape[-1] == 1 else clips
+
+
 def _as_uint8_tensor(chunk) -> torch.Tensor:
+    """One chunk of clips as uint8 [N, T, H, W, 3]; grey chunks [N, T, H, W, 1] are replicated to RGB."""
     t = torch.as_tensor(np.asarray(chunk)) if not isinstance(chunk, torch.Tensor) else chunk
     if t.dtype != torch.uint8:
         raise InputError(f"clips must be uint8 [N, T, H, W, 3] (0..255), got dtype {t.dtype}; "
                          f"convert float [-1, 1] video with ((x + 1) * 127.5).round().")
     if t.dim() == 4:
         t = t.unsqueeze(0)
-    if t.dim() != 5 or t.shape[-1] != 3:
-        raise InputError(f"clips must be uint8 [N, T, H, W, 3], got shape {tuple(t.shape)}.")
-    return t
+    if t.dim() != 5 or t.shape[-1] not in (1, 3):
+        raise InputError(f"clips must be uint8 [N, T, H, W, 3] (or [N, T, H, W, 1] grey), got shape "
+                         f"{tuple(t.shape)}.")
+    return grey_to_rgb(t)
 
 
 def _rebatch(clips, batch: int) -> Iterator[torch.Tensor]:

@@ -166,9 +166,12 @@ class Reporter:
 
     def samples(self, step: int, clips_u8: np.ndarray, fps: float) -> Dict[str, str]:
         """Write the sample grid MP4 and contact-sheet PNG of uint8 clips [N, T, H, W, 3] (the PNG alone,
-        after one note, where ffmpeg cannot be had)."""
+        after one note, where ffmpeg cannot be had). Grey clips [N, T, H, W, 1] are replicated to RGB first,
+        so every writer (and TensorBoard) sees the same three channels."""
         from vidgan.export import contact_sheet, make_grid, write_image, write_video
 
+        if clips_u8.shape[-1] == 1:
+            clips_u8 = np.repeat(clips_u8, 3, axis=-1)
         out = self.run_dir / "samples"
         name = f"step-{step:08d}"
         sheet = contact_sheet(clips_u8[:8])                        # [H'', W'', 3]
