@@ -181,3 +181,27 @@ def test_the_embedded_model_loads_the_same_weights_and_renders_the_reference_cli
     clips = generate(G, seed=0, num=2, frames=8)
     diff = np.abs(clips.astype(int) - ref.astype(int))
     assert clips.shape == ref.shape == (2, 8, 64, 64, 3) and diff.max() <= 1 and (diff > 0).mean() < 1e-3
+
+
+def test_a_grey_model_round_trips_and_exports_a_browser_playable_grey_mp4(tmp_path):
+    import re
+
+    from vidgan.checkpoint import load
+
+    from .test_export import ffmpeg_stream_line, read_back
+
+    torch.manual_seed(0)
+    save_model(tmp_path / "grey", TemporalGenerator(ModelConfig(channels=1, **TINY)))
+    G = load(str(tmp_path / "grey"))
+    assert G.cfg.channels == 1
+    clips = generate(G, seed=0, num=2)                                    # replicated to RGB
+    assert clips.shape == (2, 4, 32, 32, 3) and (clips[..., 0] == clips[..., 1]).all() \
+        and (clips[..., 1] == clips[..., 2]).all() and clips.std() > 0
+    out = tmp_path / "grey.mp4"
+    assert main(["generate", "--out", str(out), "--checkpoint", str(tmp_path / "grey"), "--frames", "4"]) == 0
+    line = ffmpeg_stream_line(out)
+    assert re.search(r"Video: h264\b", line) and "yuv420p" in line, line
+    _, got = read_back(out)                                               # decoded RGB [T, H, W, 3]
+    assert got.shape == (4, 32, 32, 3)
+    assert np.array_equal(got[..., 0], got[..., 1]) and np.array_equal(got[..., 1], got[..., 2])
+    assert np.abs(got.astype(int) - clips[0]).mean() < 4.0                 # the same clip, through the codec

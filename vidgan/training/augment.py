@@ -8,7 +8,9 @@ fakes. Reals and fakes are augmented with the same distribution (not the same dr
 
 Transforms: flip (horizontal), translate (integer shift up to 1/8 of the size, reflect
 padding), color (brightness, contrast, saturation), cutout (a square of half the size set
-to 0 in every frame).
+to 0 in every frame). Any channel count works: on grey clips (C = 1) brightness and contrast
+act on the grey value as they act on a replicated RGB clip, and saturation (which a grey
+clip has none of) is skipped.
 """
 import math
 from typing import Sequence
