@@ -103,3 +103,16 @@ def test_diversity_of_grey_clips_equals_that_of_them_replicated():
     clips = np.random.default_rng(0).integers(0, 256, (4, 3, 16, 16, 1), dtype=np.uint8)
     d = diversity(clips)
     assert d > 0 and d == pytest.approx(diversity(np.repeat(clips, 3, axis=-1)), rel=1e-12)
+
+
+@pytest.mark.xfail(strict=True, reason="the Trainer builds its VideoDataset without channels=cfg.model.channels "
+                                       "(vidgan/training/loop.py); remove this mark once it passes them")
+@pytest.mark.parametrize("forced", [1, 3])
+def test_forced_channels_train_on_the_other_kind_of_data(tmp_path, mm_pack, colour, forced):
+    data = colour if forced == 1 else mm_pack                                 # colour -> luma, grey -> replicated
+    messages = []
+    trainer = Trainer(_resolve(tmp_path / "run", data, steps=1, **{"model.channels": forced}), log=messages.append)
+    trainer.run()
+    trainer.close()
+    said = "colour frames converted to grey (ITU-R BT.601 luma)" if forced == 1 else "grey frames replicated"
+    assert sum(said in m for m in messages) == 1
