@@ -1,5 +1,7 @@
 """`python benchmarks/train_step.py --against REV`: this working tree against the code at git revision REV,
-one child process per tree, steps alternated so both see the same machine load (see train_step.py)."""
+one child process per tree, steps alternated so both see the same machine load (see train_step.py).
+With --compile a third child runs this tree with `compile: true` (vidgan train --compile); its warm-up
+steps include the compilation, whose time is printed on its own."""
 import json
 import os
 import shutil
@@ -46,12 +48,12 @@ def shipped_config(args, run_dir: str) -> dict:
 
 
 class Child:
-    def __init__(self, tree: str, script: str, args, name: str):
+    def __init__(self, tree: str, script: str, args, name: str, **config):
         self.name = name
-        run = tempfile.mkdtemp(prefix=f"vidgan-against-run-{name}-")
+        run = tempfile.mkdtemp(prefix=f"vidgan-against-run-{name.replace(' ', '-')}-")
         cfg = os.path.join(run, "bench.json")
         with open(cfg, "w") as fh:
-            json.dump(shipped_config(args, os.path.join(run, "run")), fh)
+            json.dump(dict(shipped_config(args, os.path.join(run, "run")), **config), fh)
         env = dict(os.environ, PYTHONPATH=tree + os.pathsep + os.environ.get("PYTHONPATH", ""))
         env.pop("VIDGAN_NO_EXT", None)
         self.proc = subprocess.Popen([sys.executable, script, "--child", "serve", "--config", cfg, "--threads",
@@ -85,19 +87,32 @@ def run_against(args, script: str) -> None:
             make_moving_mnist(args.data, videos=32, frames=20, digits=2, size=64, seed=0)
     old = Child(checkout(args.against), os.path.abspath(script), args, args.against)
     new = Child(ROOT, os.path.abspath(script), args, "working tree")
-    times = {old.name: [], new.name: []}
-    for _ in range(args.warmup):
-        old.ask("step"), new.ask("step")
+    children = [old, new]
+    if args.compile:
+        children.append(Child(ROOT, os.path.abspath(script), args, "tree --compile", compile=True))
+    times = {c.name: [] for c in children}
+    warm = {c.name: [] for c in children}
+    # Step 0 runs R1 (uncompiled); the first plain step compiles, so --compile warms up for two steps at least.
+    for _ in range(max(args.warmup, 2 if args.compile else 1)):
+        for c in children:
+            warm[c.name].append(c.ask("step")["s"])
     for i in range(args.steps):
-        for c in ((old, new) if i % 2 == 0 else (new, old)):
+        for c in children[i % len(children):] + children[:i % len(children)]:   # rotating order
             times[c.name].append(c.ask("step")["s"])
-    peaks = {c.name: c.ask("peak")["peak_mb"] for c in (old, new)}
-    old.close(), new.close()
+    peaks = {c.name: c.ask("peak")["peak_mb"] for c in children}
+    for c in children:
+        c.close()
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"train step, the embedded model's config (64x64, 16 frames), batch {args.batch}, device {args.device}, "
           f"{args.threads} threads, torch {torch.__version__}; {args.steps} alternated steps each")
-    for name in (old.name, new.name):
-        print(f"  {name:12s}: {med[name]:.3f} s/step (median; all: {' '.join(f'{t:.2f}' for t in times[name])}), "
-              f"peak memory {peaks[name]:.0f} MB")
+    for c in children:
+        print(f"  {c.name:15s}: {med[c.name]:.3f} s/step (median; all: "
+              f"{' '.join(f'{t:.2f}' for t in times[c.name])}), peak memory {peaks[c.name]:.0f} MB")
     print(f"  speed-up of the working tree over {args.against}: {med[old.name] / med[new.name]:.2f}x; "
           f"peak memory ratio (tree / {args.against}): {peaks[new.name] / peaks[old.name]:.2f}")
+    if args.compile:
+        name = children[2].name
+        print(f"  --compile: {med[new.name] / med[name]:.2f}x the eager working tree, "
+              f"{med[old.name] / med[name]:.2f}x {args.against}; its first plain step took {warm[name][1]:.0f} s "
+              f"(compilation included); peak memory ratio (compiled / eager tree): "
+              f"{peaks[name] / peaks[new.name]:.2f}")

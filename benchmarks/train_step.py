@@ -4,6 +4,7 @@ or this working tree against the code of another git revision.
     python benchmarks/train_step.py                 # CPU, batch 8, 6 timed steps per side
     python benchmarks/train_step.py --device cuda --batch 32 --steps 20
     python benchmarks/train_step.py --against 3a93221   # this tree vs that commit, the shipped model's config
+    python benchmarks/train_step.py --against 3a93221 --compile   # ... and this tree with vidgan train --compile
 
 --against REV: the code at REV is checked out into a temporary git worktree and its extension built
 there (cached under the temp folder by commit); one child process per tree trains the embedded model's
@@ -138,6 +139,7 @@ def main() -> None:
     p.add_argument("--no-memory", action="store_true", help="skip the two memory children")
     p.add_argument("--data", default=None, help="training data (default: a small Moving MNIST pack, made once)")
     p.add_argument("--against", metavar="REV", default=None, help="time this tree against git revision REV")
+    p.add_argument("--compile", action="store_true", help="with --against: also time this tree with compile: true")
     p.add_argument("--child", choices=("time", "memory", "serve"), help=argparse.SUPPRESS)
     p.add_argument("--config", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()

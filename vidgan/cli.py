@@ -149,6 +149,8 @@ def _add_train(sub):
                    help="override any TrainConfig field, e.g. --set model.motion=gru (repeatable)")
     for flag, typ, text in _TRAIN_FLAGS:
         p.add_argument("--" + flag.replace("_", "-"), dest=flag, type=typ, default=None, help=text)
+    p.add_argument("--compile", action="store_true", default=None,
+                   help="torch.compile G's synthesis and both discriminators (see docs/training.md)")
     p.add_argument("--channels", type=int, default=None, metavar="{1,3}",
                    help="1 trains a grey model, 3 an RGB one; sets model.channels (default: 1 when the data is "
                         "grey, else 3; colour data under --channels 1 is converted to BT.601 luma)")
@@ -184,7 +186,7 @@ def _run_train(args):
         return 0
     if not args.out:
         raise InputError("vidgan train needs --out RUN_DIR (a new folder, or a run's folder to resume it).")
-    overrides = {k: getattr(args, k) for k in ("data", *(f for f, _, _ in _TRAIN_FLAGS))
+    overrides = {k: getattr(args, k) for k in ("data", "compile", *(f for f, _, _ in _TRAIN_FLAGS))
                  if getattr(args, k) is not None}
     if args.channels is not None:
         if args.channels not in (1, 3):

@@ -105,8 +105,6 @@ def test_diversity_of_grey_clips_equals_that_of_them_replicated():
     assert d > 0 and d == pytest.approx(diversity(np.repeat(clips, 3, axis=-1)), rel=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="the Trainer builds its VideoDataset without channels=cfg.model.channels "
-                                       "(vidgan/training/loop.py); remove this mark once it passes them")
 @pytest.mark.parametrize("forced", [1, 3])
 def test_forced_channels_train_on_the_other_kind_of_data(tmp_path, mm_pack, colour, forced):
     data = colour if forced == 1 else mm_pack                                 # colour -> luma, grey -> replicated

@@ -92,6 +92,9 @@ class TrainConfig:
     device: str = "auto"                 # auto | cpu | cuda | cuda:N
     amp: bool = False                    # bf16 autocast (CUDA only)
     channels_last: bool = False          # channels_last memory format (CUDA only)
+    compile: bool = False                # torch.compile G's synthesis and both Ds (steps with R1 or WGAN-GP run
+                                         # eager): fuses the elementwise work between convolutions and removes
+                                         # per-op launch costs; see docs/training.md for its measured effect
 
     # outputs
     log_every: int = 50                  # stats.jsonl, TensorBoard and progress-bar losses

@@ -87,7 +87,8 @@ class Trainer:
 
         mc = cfg.model
         self.dataset = VideoDataset(cfg.data, frames=mc.frames, resolution=mc.resolution, stride=cfg.stride,
-                                    keep_aspect=cfg.keep_aspect, hflip=cfg.hflip, mode="train", seed=cfg.seed)
+                                    keep_aspect=cfg.keep_aspect, hflip=cfg.hflip, mode="train", seed=cfg.seed,
+                                    channels=mc.channels)
         self.nets = Networks(cfg, self.dist, self.micro)
         self.fvd = None
         if cfg.eval_every and self.main:                 # I3D and the real clips' list, checked up front
@@ -320,13 +321,19 @@ class Trainer:
         samples: Dict[str, str] = {}
         last: Dict[str, Any] = {}
         ada_sum, ada_n = 0.0, 0
+        compile_said = False
         loader = self._loader()
         self._write_reals()
         try:
             with self._signals():
                 while self.step < cfg.steps:
                     try:
+                        t_step = time.perf_counter()
                         values = self._train_step(loader)
+                        if cfg.compile and not compile_said and not self.nets.eager_d(self.step):
+                            compile_said = True
+                            rep.write(f"torch.compile: the first compiled step took {time.perf_counter() - t_step:.1f} s, "
+                                      "compilation included (steps with R1 run uncompiled)")
                     except VidganError:
                         # Bad data found while fetching the step's clips, before any update: keep the
                         # steps trained so far (one process only; ranks of a group would wait on each other).

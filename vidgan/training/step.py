@@ -57,6 +57,24 @@ def _to_channels_last(module: torch.nn.Module) -> None:
             p.data = p.data.contiguous(memory_format=torch.channels_last)
 
 
+def compile_networks(G, *discriminators) -> None:
+    """torch.compile in place (the modules keep their state_dict keys) G's synthesis network and the
+    discriminators. Random draws inside them (the frame D's choice of frames) keep eager's stream, so a
+    compiled run and a resumed one draw the same numbers."""
+    import torch._inductor.config as inductor_config
+
+    inductor_config.fallback_random = True
+    G.synthesis.compile()
+    for d in discriminators:
+        d.compile()
+
+
+def _eager_if(flag: bool):
+    """Runs compiled modules eagerly inside (double backward, for R1 and WGAN-GP, does not go through
+    torch.compile's AOTAutograd)."""
+    return torch.compiler.set_stance("force_eager") if flag else contextlib.nullcontext()
+
+
 class Networks:
     """G, G_ema, Df, Dc and their optimisers for one run (built from a TrainConfig on `dist`'s device)."""
 
@@ -73,6 +91,8 @@ class Networks:
             for m in self.modules.values():
                 _to_channels_last(m)
         self.G_ema = make_ema(self.G)
+        if cfg.compile:
+            compile_networks(self.G, self.Df, self.Dc)
         for m in list(self.modules.values()) + [self.G_ema]:
             D.broadcast_module(m, dist)
         # (name, module, loss weight) of the discriminators that train
@@ -208,6 +228,31 @@ class Networks:
             logs[key] = logs.get(key, 0) + v.detach().float() / accum
 
         # ---- discriminators
+        with _eager_if(self.eager_d(self.step)):
+            d_total = self._d_update(reals, do_r1, inject, acc)
+        if d_total is None:
+            return None
+
+        # ---- generator
+        for _, m, _ in self.discs:
+            m.requires_grad_(False)
+        if self.step < cfg.d_warmup:                                    # the discriminators catch up first
+            D.sync_buffers(self.G, self.dist)                           # w_avg moved with the fakes above
+            logs["loss_D"] = d_total
+            return self._reduce_logs(logs)
+        g_total = self._g_update(acc)
+        if g_total is None:
+            return None
+        logs["loss_D"], logs["loss_G"] = d_total, g_total
+        return self._reduce_logs(logs)
+
+    def eager_d(self, step: int) -> bool:
+        """Whether a compiled run's discriminator update at `step` runs eager (it needs double backward)."""
+        return self.cfg.compile and ((self.r1_on and step % self.cfg.r1_every == 0) or self.cfg.loss == "wgan-gp")
+
+    def _d_update(self, reals, do_r1: bool, inject: bool, acc) -> Optional[torch.Tensor]:
+        """One Adam step of the discriminators; their loss, or None if it was NaN/Inf (nothing applied)."""
+        cfg, accum = self.cfg, self.cfg.accum
         self.G.requires_grad_(False)
         for _, m, _ in self.discs:
             m.requires_grad_(True)
@@ -233,14 +278,11 @@ class Networks:
             self.opt_D.step()
         for _, m, _ in self.discs:
             D.sync_buffers(m, self.dist)
+        return d_total
 
-        # ---- generator
-        for _, m, _ in self.discs:
-            m.requires_grad_(False)
-        if self.step < cfg.d_warmup:                                    # the discriminators catch up first
-            D.sync_buffers(self.G, self.dist)                           # w_avg moved with the fakes above
-            logs["loss_D"] = d_total
-            return self._reduce_logs(logs)
+    def _g_update(self, acc) -> Optional[torch.Tensor]:
+        """One Adam step of G and the EMA update; its loss, or None if it was NaN/Inf (nothing applied)."""
+        cfg, accum = self.cfg, self.cfg.accum
         self.G.requires_grad_(True)
         self.opt_G.zero_grad(set_to_none=True)
         g_total = 0
@@ -262,9 +304,7 @@ class Networks:
         beta = ema_beta(cfg.batch, cfg.ema_kimg, self.step * cfg.batch, cfg.ema_rampup)
         with _phase("EMA"):
             update_ema(self.G_ema, self.G, beta)
-
-        logs["loss_D"], logs["loss_G"] = d_total, g_total
-        return self._reduce_logs(logs)
+        return g_total
 
     def _reduce_logs(self, logs: Dict[str, torch.Tensor]) -> Dict[str, float]:
         """The step's logged values, averaged over ranks, as floats."""
