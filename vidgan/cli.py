@@ -215,6 +215,8 @@ def _add_generate(sub):
     p.add_argument("--device", default=None)
     p.add_argument("--batch", type=int, default=None, help="frames rendered per chunk")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the generator first: for long renders (see docs/generate.md)")
     p.set_defaults(func=_run_generate)
 
 
@@ -224,7 +226,7 @@ def _run_generate(args):
     report = generate_to_file(args.out, checkpoint=args.checkpoint, seed=args.seed, num=args.num, grid=args.grid,
                               frames=args.frames, fps=args.fps, scale=args.scale, truncation=args.truncation,
                               content_seed=args.content_seed, motion_seed=args.motion_seed,
-                              device=args.device, batch=args.batch, overwrite=args.overwrite)
+                              device=args.device, batch=args.batch, overwrite=args.overwrite, compile=args.compile)
     for path in report["paths"]:
         print(path)
     print(f"{report['clips']} clip(s) of {report['frames']} frames at {report['width']}x{report['height']}, "

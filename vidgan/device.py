@@ -1,4 +1,6 @@
 """Device names -> torch.device, shared by training, generation and evaluation."""
+import os
+
 import torch
 
 from vidgan.errors import InputError
@@ -20,3 +22,19 @@ def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
         raise InputError(f"device {name} was asked for but this machine has {torch.cuda.device_count()} CUDA "
                          f"device(s); use cuda:0 to cuda:{torch.cuda.device_count() - 1} (--device).")
     return dev
+
+
+def idle_threads() -> int:
+    """CPU threads worth using now: the cores this process may run on, less the load average of the last
+    minute (at least 1). Two threads on two cores that another job already keeps busy wait on each other
+    at every parallel op: `vidgan generate` under a training run rendered 9-60 frames/s with 2 threads and
+    85-140 with 1 (benchmarks/generate.py, docs/generate.md)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        busy = 0.0
+    return max(1, min(cores, int(cores - busy + 0.5)))

@@ -66,8 +66,11 @@ def sample_latents(G, num: int, frames: int, seed: int = 0, content_seed: Option
 @torch.no_grad()
 def iter_chunks(G, num: int = 1, frames: Optional[int] = None, seed: int = 0, truncation: float = 1.0,
                 content_seed: Optional[int] = None, motion_seed: Optional[int] = None,
-                batch: Optional[int] = None, device=None) -> Iterator[np.ndarray]:
-    """Yields consecutive uint8 [num, t, H, W, 3] chunks of the clips, t <= batch frames each."""
+                batch: Optional[int] = None, device=None, compile: bool = False) -> Iterator[np.ndarray]:
+    """Yields consecutive uint8 [num, t, H, W, 3] chunks of the clips, t <= batch frames each.
+
+    compile: torch.compile G's synthesis network in place first (G stays compiled for later calls; results
+    equal eager ones up to rounding). It pays on long renders only: see docs/generate.md for the measured figures."""
     frames = int(G.cfg.frames if frames is None else frames)
     if not 1 <= frames <= MAX_FRAMES:
         raise InputError(f"frames must be from 1 to {MAX_FRAMES:,}, got {frames}.")
@@ -80,6 +83,11 @@ def iter_chunks(G, num: int = 1, frames: Optional[int] = None, seed: int = 0, tr
         raise InputError(f"batch (frames per chunk) must be at least 1, got {batch}.")
     dev = _resolve_device(G, device)
     G = G.to(dev).eval()
+    if compile and getattr(G.synthesis, "_compiled_call_impl", None) is None:
+        import torch._inductor.config as inductor_config
+
+        inductor_config.layout_optimization = False      # as in training (vidgan.training.step.compile_networks)
+        G.synthesis.compile()
     z, motion = sample_latents(G, num, frames, seed, content_seed, motion_seed, dev)
     # Clip by clip, so that no clip's result depends on the others (a batch of one takes other kernels).
     codes = [G.motion_trajectory(motion[i:i + 1], frames) for i in range(num)]     # num x [1, T, M]
@@ -90,10 +98,11 @@ def iter_chunks(G, num: int = 1, frames: Optional[int] = None, seed: int = 0, tr
 
 def generate(G, seed: int = 0, num: int = 1, frames: Optional[int] = None, truncation: float = 1.0,
              content_seed: Optional[int] = None, motion_seed: Optional[int] = None,
-             batch: Optional[int] = None, device=None) -> np.ndarray:
+             batch: Optional[int] = None, device=None, compile: bool = False) -> np.ndarray:
     """Clips as uint8 [N, T, H, W, 3] (N = num, T = frames, default the training length)."""
     chunks = list(iter_chunks(G, num=num, frames=frames, seed=seed, truncation=truncation,
-                              content_seed=content_seed, motion_seed=motion_seed, batch=batch, device=device))
+                              content_seed=content_seed, motion_seed=motion_seed, batch=batch, device=device,
+                              compile=compile))
     return np.concatenate(chunks, axis=1)
 
 
@@ -119,7 +128,7 @@ def generate_to_file(out: str, checkpoint: Optional[str] = None, seed: int = 0, 
                      grid: Optional[str] = None, frames: Optional[int] = None, fps: Optional[float] = None,
                      scale: int = 1, truncation: float = 1.0, content_seed: Optional[int] = None,
                      motion_seed: Optional[int] = None, device=None, batch: Optional[int] = None,
-                     overwrite: bool = False) -> dict:
+                     overwrite: bool = False, compile: bool = False) -> dict:
     """Renders clips from a checkpoint (default: the embedded model) to MP4/GIF/WebM/PNG frames.
 
     Several clips go to numbered files (clip_000.mp4, ...), or into one mosaic with grid="RxC".
@@ -148,6 +157,10 @@ def generate_to_file(out: str, checkpoint: Optional[str] = None, seed: int = 0, 
             raise InputError(f"{p} already exists; pass --overwrite to replace it or choose another --out.")
         check_output(p, overwrite)
     dev = _resolve_device(None, device)
+    if dev.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        from vidgan.device import idle_threads
+
+        torch.set_num_threads(idle_threads())          # cores that other jobs keep busy are left to them
     G = load(checkpoint, device=dev)
     meta = getattr(G, "meta", None) or {}
     # A model may suggest its viewing length and rate (meta "frames"/"fps"); else its training length.
@@ -176,7 +189,7 @@ def generate_to_file(out: str, checkpoint: Optional[str] = None, seed: int = 0, 
             yield from part
 
     kwargs = dict(frames=frames, seed=seed, truncation=truncation, content_seed=content_seed,
-                  motion_seed=motion_seed, batch=batch, device=dev)
+                  motion_seed=motion_seed, batch=batch, device=dev, compile=compile)
     if rc is not None:
         write_video(frames_of(iter_chunks(G, num=num, **kwargs)), paths[0], fps=fps, overwrite=True)
     else:
