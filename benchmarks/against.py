@@ -11,6 +11,10 @@ import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# --tiny: the tests' 32x32x8 model (tests/training/conftest.py), where per-op costs outweigh the convolutions.
+TINY = dict(resolution=32, frames=8, z_dim=16, w_dim=16, mapping_layers=1, motion_dim=8, motion_code_dim=8,
+            motion_spacing=2, time_features=3, channel_base=128, channel_max=16, d_channel_base=128,
+            d_channel_max=16, clip_channel_base=64, clip_channel_max=16)
 
 
 def _git(*argv, cwd=ROOT):
@@ -44,6 +48,8 @@ def shipped_config(args, run_dir: str) -> dict:
         tc = dict(json.load(fh)["meta"]["training"]["train_config"])
     tc.update(run_dir=run_dir, data=args.data, batch=args.batch, device=args.device, workers=0, steps=10 ** 6,
               minutes=None, sample_every=0, ckpt_every=0, log_every=0, progress=False, tensorboard=False)
+    if args.tiny:
+        tc["model"] = dict(tc["model"], **TINY)
     return tc
 
 
@@ -82,9 +88,10 @@ def run_against(args, script: str) -> None:
     if args.data is None:
         from vidgan.data import make_moving_mnist
 
-        args.data = os.path.join(tempfile.gettempdir(), "vidgan-bench-mm64.vidpack")
+        size = 32 if args.tiny else 64
+        args.data = os.path.join(tempfile.gettempdir(), f"vidgan-bench-mm{size}.vidpack")
         if not os.path.exists(args.data):
-            make_moving_mnist(args.data, videos=32, frames=20, digits=2, size=64, seed=0)
+            make_moving_mnist(args.data, videos=32, frames=20, digits=2, size=size, seed=0)
     old = Child(checkout(args.against), os.path.abspath(script), args, args.against)
     new = Child(ROOT, os.path.abspath(script), args, "working tree")
     children = [old, new]
@@ -103,7 +110,8 @@ def run_against(args, script: str) -> None:
     for c in children:
         c.close()
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"train step, the embedded model's config (64x64, 16 frames), batch {args.batch}, device {args.device}, "
+    what = "the tests' tiny model (32x32, 8 frames)" if args.tiny else "the embedded model's config (64x64, 16 frames)"
+    print(f"train step, {what}, batch {args.batch}, device {args.device}, "
           f"{args.threads} threads, torch {torch.__version__}; {args.steps} alternated steps each")
     for c in children:
         print(f"  {c.name:15s}: {med[c.name]:.3f} s/step (median; all: "

@@ -23,7 +23,7 @@ FAMILIES = [  # (family, substrings of op names), first match wins
     ("fused_upsample (vidgan op)", ("fused_upsample",)),
     ("upfirdn2d (vidgan op)", ("upfirdn2d",)),
     ("matmul / linear", ("aten::mm", "aten::addmm", "aten::bmm", "aten::linear", "aten::matmul")),
-    ("optimiser (Adam foreach)", ("_foreach", "aten::_fused_adam")),
+    ("optimiser (Adam)", ("_foreach", "aten::_fused_adam")),
     ("EMA lerp / copy", ("aten::lerp", "aten::copy_")),
     ("reductions", ("aten::sum", "aten::mean", "aten::std", "aten::var", "aten::norm", "aten::amax")),
     ("activation backward", ("_backward",)),

@@ -140,6 +140,7 @@ def main() -> None:
     p.add_argument("--data", default=None, help="training data (default: a small Moving MNIST pack, made once)")
     p.add_argument("--against", metavar="REV", default=None, help="time this tree against git revision REV")
     p.add_argument("--compile", action="store_true", help="with --against: also time this tree with compile: true")
+    p.add_argument("--tiny", action="store_true", help="with --against: the tests' 32x32x8 model instead")
     p.add_argument("--child", choices=("time", "memory", "serve"), help=argparse.SUPPRESS)
     p.add_argument("--config", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()

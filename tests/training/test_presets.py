@@ -10,7 +10,7 @@ SHIPPED = os.path.join(os.path.dirname(__file__), "..", "..", "vidgan", "assets"
 
 
 def test_the_plain_defaults_are_the_default_preset(tmp_path):
-    assert set(list_presets()) == {"default", "mmnist64"}
+    assert set(list_presets()) == {"default", "fast", "mmnist64"}
     assert resolve_config(str(tmp_path / "run"), "default") == resolve_config(str(tmp_path / "run"))
     assert resolve_config(str(tmp_path / "run")).to_dict() == dict(TrainConfig().to_dict(), run_dir=str(tmp_path / "run"))
 
@@ -41,5 +41,5 @@ def test_mmnist64_reproduces_the_shipped_models_recipe(tmp_path):
 def test_an_unknown_preset_names_the_known_ones(tmp_path):
     from vidgan.errors import InputError
 
-    with pytest.raises(InputError, match=r"there is no preset 'big'; choose one of default, mmnist64"):
+    with pytest.raises(InputError, match=r"there is no preset 'big'; choose one of default, fast, mmnist64"):
         resolve_config(str(tmp_path / "run"), "big")
