@@ -83,11 +83,10 @@ def iter_chunks(G, num: int = 1, frames: Optional[int] = None, seed: int = 0, tr
         raise InputError(f"batch (frames per chunk) must be at least 1, got {batch}.")
     dev = _resolve_device(G, device)
     G = G.to(dev).eval()
-    if compile and getattr(G.synthesis, "_compiled_call_impl", None) is None:
-        import torch._inductor.config as inductor_config
+    if compile:
+        from vidgan.device import compile_in_place
 
-        inductor_config.layout_optimization = False      # as in training (vidgan.training.step.compile_networks)
-        G.synthesis.compile()
+        compile_in_place(G.synthesis)
     z, motion = sample_latents(G, num, frames, seed, content_seed, motion_seed, dev)
     # Clip by clip, so that no clip's result depends on the others (a batch of one takes other kernels).
     codes = [G.motion_trajectory(motion[i:i + 1], frames) for i in range(num)]     # num x [1, T, M]

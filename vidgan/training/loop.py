@@ -26,6 +26,7 @@ from vidgan.hostmem import reuse_freed_memory
 from vidgan.training import distributed as D
 from vidgan.training.augment import adjust_p
 from vidgan.training.config import RUN_CONFIG_NAME, TrainConfig
+from vidgan.training.init_from import init_generator
 from vidgan.training.reporting import Reporter, truncate_stats
 from vidgan.training.runlock import RunLock
 from vidgan.training.state import clean_temp, find_resumable, list_checkpoints, rng_state, save_checkpoint
@@ -131,37 +132,11 @@ class Trainer:
                 self._warn(f"note: init_from ({cfg.init_from}) starts a new run only; this one resumes from "
                            f"{path.name}.")
         elif cfg.init_from is not None:
-            self._init_generator(cfg.init_from)
+            self._warn(init_generator(self.nets, cfg, cfg.init_from))
         if self.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self.record.to_json(str(self.run_dir / RUN_CONFIG_NAME))
         D.barrier(self.dist)
-
-    def _init_generator(self, source: str) -> None:
-        """G and G_ema of a new run start from the generator in `source` ("default": the embedded model)."""
-        from vidgan.checkpoint import load
-        from vidgan.errors import CheckpointError
-
-        try:
-            src = load(None if source == "default" else source)
-        except CheckpointError as exc:
-            raise InputError(f"init_from: {exc}") from None
-        mc = self.cfg.model
-        differ = [k for k in mc.rule_fields("g") if getattr(src.cfg, k) != getattr(mc, k)]
-        if differ:
-            raise InputError(f"init_from: the generator in {source} was built with other model settings ("
-                             + ", ".join(f"model.{k} {getattr(src.cfg, k)!r} there, {getattr(mc, k)!r} here"
-                                         for k in differ)
-                             + "); use the same model settings as that generator.")
-        with torch.no_grad():
-            self.nets.G.load_state_dict(src.state_dict())
-            self.nets.G_ema.load_state_dict(src.state_dict())
-        training = src.meta.get("training") if isinstance(src.meta, dict) else None
-        steps = training.get("steps") if isinstance(training, dict) else None
-        self._warn(f"note: G starts from the generator in {source}" + (f" ({steps} steps)" if steps else "")
-                   + "; the discriminators start fresh"
-                   + (f" and train alone for the first {self.cfg.d_warmup} step{'s' * (self.cfg.d_warmup != 1)}."
-                      if self.cfg.d_warmup else "."))
 
     # ------------------------------------------------------------------ checkpoints
     def _save(self) -> Optional[Path]:
