@@ -77,6 +77,7 @@ class Trainer:
         self._real_diversity: Optional[float] = None
         self._diversity: Dict[str, float] = {}
         self._collapse_said = False
+        self._low_grids = 0                           # sample grids in a row below the collapse threshold
         if cfg.amp and self.device.type != "cuda":
             self._note("amp (bf16 autocast) works on CUDA only; training in float32 on the CPU.")
         if cfg.channels_last and self.device.type != "cuda":
@@ -213,15 +214,16 @@ class Trainer:
 
     def _check_diversity(self, reporter: Reporter, clips: np.ndarray) -> None:
         """stats.jsonl and the progress bar get the samples' diversity against the data's; the run says once
-        when the samples have collapsed to near-identical clips."""
-        from vidgan.metrics.diversity import COLLAPSE, collapsed, diversity
+        when the samples have been near-identical clips at COLLAPSE_GRIDS sample grids in a row."""
+        from vidgan.metrics.diversity import COLLAPSE, COLLAPSE_GRIDS, collapsed, diversity
 
         if self._real_diversity is None:              # the same number of training clips, fixed
             self._real_diversity = diversity(self._real_clips(len(clips)))
         fake, real = diversity(clips), self._real_diversity
         self._diversity = {"diversity": round(fake, 5), "diversity_real": round(real, 5)}   # in the next stats line
         reporter.diversity = f"{fake / real:.2f}" if real > 0 else None
-        if collapsed(fake, real) and not self._collapse_said:
+        self._low_grids = self._low_grids + 1 if collapsed(fake, real) else 0
+        if self._low_grids >= COLLAPSE_GRIDS and not self._collapse_said:
             self._collapse_said = True
             reporter.write(f"warning: the samples have collapsed at step {self.nets.step}: the {len(clips)} sample "
                            f"clips differ {real / max(fake, 1e-12):.0f}x less from each other than training clips "
