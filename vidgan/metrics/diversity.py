@@ -10,7 +10,7 @@ import numpy as np
 THUMB = 16
 COLLAPSE = 0.25       # samples below this fraction of the data's diversity have collapsed
 COLLAPSE_GRIDS = 2    # ... at this many sample grids in a row: a young generator can dip below once and
-                      # spread out again (the fast preset on Moving MNIST: 0.25 of the data's at step 500,
+                      # spread out again (the fast preset on Moving MNIST: 0.246 of the data's at step 500,
                       # 0.57 at 1,000), while a collapsed one stays down (0.04 at 2,000, 0.10 at 2,500)
 
 
