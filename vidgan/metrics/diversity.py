@@ -9,9 +9,10 @@ import numpy as np
 
 THUMB = 16
 COLLAPSE = 0.25       # samples below this fraction of the data's diversity have collapsed
-COLLAPSE_GRIDS = 2    # ... at this many sample grids in a row: a young generator can dip below once and
-                      # spread out again (the fast preset on Moving MNIST: 0.246 of the data's at step 500,
-                      # 0.57 at 1,000), while a collapsed one stays down (0.04 at 2,000, 0.10 at 2,500)
+COLLAPSE_FROM = 1500  # ... judged from this step on: a fresh generator's samples start near-identical and spread
+                      # out (three healthy 60-minute fast runs on Moving MNIST: 0.17-0.33 of the data's at step
+                      # 500, 0.23-0.57 at 1,000, 0.52-0.66 at 1,500), while a collapsed run falls later
+                      # (R1 gamma 0.1: 0.50 at step 1,500, 0.04 at 2,000)
 
 
 def thumbnails(clips: np.ndarray) -> np.ndarray:

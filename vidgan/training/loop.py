@@ -77,7 +77,6 @@ class Trainer:
         self._real_diversity: Optional[float] = None
         self._diversity: Dict[str, float] = {}
         self._collapse_said = False
-        self._low_grids = 0                           # sample grids in a row below the collapse threshold
         if cfg.amp and self.device.type != "cuda":
             self._note("amp (bf16 autocast) works on CUDA only; training in float32 on the CPU.")
         if cfg.channels_last and self.device.type != "cuda":
@@ -214,20 +213,19 @@ class Trainer:
 
     def _check_diversity(self, reporter: Reporter, clips: np.ndarray) -> None:
         """stats.jsonl and the progress bar get the samples' diversity against the data's; the run says once
-        when the samples have been near-identical clips at COLLAPSE_GRIDS sample grids in a row."""
-        from vidgan.metrics.diversity import COLLAPSE, COLLAPSE_GRIDS, collapsed, diversity
+        when, from step div.COLLAPSE_FROM on, the samples have collapsed to near-identical clips."""
+        from vidgan.metrics import diversity as div
 
         if self._real_diversity is None:              # the same number of training clips, fixed
-            self._real_diversity = diversity(self._real_clips(len(clips)))
-        fake, real = diversity(clips), self._real_diversity
+            self._real_diversity = div.diversity(self._real_clips(len(clips)))
+        fake, real = div.diversity(clips), self._real_diversity
         self._diversity = {"diversity": round(fake, 5), "diversity_real": round(real, 5)}   # in the next stats line
         reporter.diversity = f"{fake / real:.2f}" if real > 0 else None
-        self._low_grids = self._low_grids + 1 if collapsed(fake, real) else 0
-        if self._low_grids >= COLLAPSE_GRIDS and not self._collapse_said:
+        if self.nets.step >= div.COLLAPSE_FROM and div.collapsed(fake, real) and not self._collapse_said:
             self._collapse_said = True
             reporter.write(f"warning: the samples have collapsed at step {self.nets.step}: the {len(clips)} sample "
                            f"clips differ {real / max(fake, 1e-12):.0f}x less from each other than training clips "
-                           f"do (diversity {fake:.3f} against {real:.3f}, below {COLLAPSE:.0%} of it); try a lower "
+                           f"do (diversity {fake:.3f} against {real:.3f}, below {div.COLLAPSE:.0%} of it); try a lower "
                            "--lr, a larger r1_gamma (--set r1_gamma=1), or augmentation (--set augment_p=0.2).")
 
     def _evaluate(self, reporter: Reporter) -> None:
@@ -358,6 +356,9 @@ class Trainer:
                     self._save()
                 if cfg.sample_every and self.step > start_step and self.step % cfg.sample_every:
                     samples = self._write_samples(rep)
+                    if self._diversity:                  # the last grid's figure has no stats line to ride on
+                        rep.event(self.step, **self._diversity)
+                        self._diversity = {}
         finally:
             loader.close()
             rep.close()
