@@ -20,9 +20,10 @@ def init_generator(nets, cfg, source: str) -> str:
                          + ", ".join(f"model.{k} {getattr(src.cfg, k)!r} there, {getattr(mc, k)!r} here"
                                      for k in differ)
                          + "); use the same model settings as that generator.")
+    weights = src.state_dict()
     with torch.no_grad():
-        nets.G.load_state_dict(src.state_dict())
-        nets.G_ema.load_state_dict(src.state_dict())
+        nets.G.load_state_dict(weights)
+        nets.G_ema.load_state_dict(weights)
     training = src.meta.get("training") if isinstance(src.meta, dict) else None
     steps = training.get("steps") if isinstance(training, dict) else None
     return (f"note: G starts from the generator in {source}" + (f" ({steps} steps)" if steps else "")
