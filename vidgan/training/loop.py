@@ -198,11 +198,13 @@ class Trainer:
         write_image(contact_sheet(self._real_clips(min(8, self.cfg.sample_num))), str(path))
 
     def _real_clips(self, n: int) -> np.ndarray:
-        """The first n (at most) training clips at the run's seed, fixed: uint8 [n, T, H, W, 3]."""
+        """n training clips, fixed by the run's seed: one per video, and several windows of each when the data
+        has fewer than n videos (one video file: n windows of it, not one clip). uint8 [n, T, H, W, 3]."""
         from vidgan.export import to_uint8
 
-        n = min(n, len(self.dataset))
-        return to_uint8(torch.stack([self.dataset[(i, self.cfg.seed)] for i in range(n)]))
+        videos = len(self.dataset)
+        keys = [(i % videos, self.cfg.seed + i // videos) for i in range(n)]
+        return to_uint8(torch.stack([self.dataset[key] for key in keys]))
 
     def _write_samples(self, reporter: Reporter) -> Dict[str, str]:
         if not self.main:
