@@ -19,6 +19,11 @@ def test_diversity_is_zero_for_identical_clips_and_grows_with_their_differences(
     assert collapsed(0.01, 0.2) and not collapsed(0.1, 0.2) and not collapsed(0.0, 0.0)
 
 
+def _stats(run_dir):
+    """The run's stats.jsonl lines, parsed."""
+    return [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
+
+
 def _collapse(trainer):
     """Make the EMA generator render one clip for every seed: constant styles and motion codes."""
     G = trainer.G_ema
@@ -38,7 +43,7 @@ def test_a_collapsed_generator_is_said_once_and_logged(tmp_path, make_cfg, monke
     warnings = [m for m in said if "samples have collapsed" in m]
     assert len(warnings) == 1 and warnings[0].startswith("warning: the samples have collapsed at step 4: the 4 sample")
     assert "try a lower --lr" in warnings[0]
-    stats = [json.loads(line) for line in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
+    stats = _stats(tmp_path / "run")
     assert [s["step"] for s in stats] == [2, 4, 6]
     assert all(s["diversity"] < 1e-6 < s["diversity_real"] for s in stats)
 
@@ -50,7 +55,7 @@ def test_a_young_generator_is_not_judged(tmp_path, make_cfg):
                       hooks={"after_step": _collapse})
     trainer.run()
     trainer.close()
-    stats = [json.loads(line) for line in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
+    stats = _stats(tmp_path / "run")
     assert all(s["diversity"] < 1e-6 < s["diversity_real"] for s in stats)
     assert not any("samples have collapsed" in m for m in said)
 
@@ -60,7 +65,7 @@ def test_a_healthy_generator_is_not_called_collapsed(tmp_path, make_cfg):
     trainer = Trainer(make_cfg(tmp_path / "run", steps=2, sample_every=2, log_every=2), log=said.append)
     trainer.run()
     trainer.close()
-    stats = [json.loads(line) for line in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
+    stats = _stats(tmp_path / "run")
     assert stats[-1]["diversity"] > 0 and not any("samples have collapsed" in m for m in said)
 
 
@@ -69,7 +74,7 @@ def test_the_last_sample_grid_of_a_run_logs_its_diversity(tmp_path, make_cfg):
     trainer = Trainer(make_cfg(tmp_path / "run", steps=3, sample_every=2, log_every=2), log=lambda m: None)
     trainer.run()
     trainer.close()
-    stats = [json.loads(line) for line in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
+    stats = _stats(tmp_path / "run")
     assert [s["step"] for s in stats if "diversity" in s] == [2, 3]
     assert all(s["diversity"] > 0 for s in stats if "diversity" in s)
 
@@ -90,5 +95,5 @@ def test_one_video_gives_the_data_figure_several_windows(tmp_path, make_cfg):
     assert reals.shape[0] == 4 and diversity(reals) > 0.05        # distinct windows of noise frames
     trainer.run()
     trainer.close()
-    stats = [json.loads(line) for line in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
+    stats = _stats(tmp_path / "run")
     assert stats[-1]["diversity_real"] > 0.05
