@@ -36,13 +36,14 @@ def _collapse(trainer):
 def test_a_collapsed_generator_is_said_once_and_logged(tmp_path, make_cfg, monkeypatch):
     monkeypatch.setattr("vidgan.metrics.diversity.COLLAPSE_FROM", 4)      # a 6-step run has no step 1,500
     said = []
-    cfg = make_cfg(tmp_path / "run", steps=6, sample_every=2, log_every=2)
+    cfg = make_cfg(tmp_path / "run", steps=6, sample_every=2, log_every=2, lr=0.002, r1_gamma=1.0)
     trainer = Trainer(cfg, log=said.append, hooks={"after_step": _collapse})
     trainer.run()
     trainer.close()
     warnings = [m for m in said if "samples have collapsed" in m]
     assert len(warnings) == 1 and warnings[0].startswith("warning: the samples have collapsed at step 4: the 4 sample")
-    assert "try a lower --lr" in warnings[0]
+    assert warnings[0].endswith("; try a lower --lr (0.001, half of this run's), a larger r1_gamma "
+                                "(--set r1_gamma=10, 10x this run's) or augmentation (--set augment_p=0.2).")
     stats = _stats(tmp_path / "run")
     assert [s["step"] for s in stats] == [2, 4, 6]
     assert all(s["diversity"] < 1e-6 < s["diversity_real"] for s in stats)
