@@ -41,12 +41,39 @@ def test_a_collapsed_generator_is_said_once_and_logged(tmp_path, make_cfg, monke
     trainer.run()
     trainer.close()
     warnings = [m for m in said if "samples have collapsed" in m]
-    assert len(warnings) == 1 and warnings[0].startswith("warning: the samples have collapsed at step 4: the 4 sample")
+    assert len(warnings) == 1 and warnings[0].startswith("warning: the samples have collapsed at step 6: the 4 sample")
     assert warnings[0].endswith("; try a lower --lr (0.001, half of this run's), a larger r1_gamma "
                                 "(--set r1_gamma=10, 10x this run's) or augmentation (--set augment_p=0.2).")
     stats = _stats(tmp_path / "run")
     assert [s["step"] for s in stats] == [2, 4, 6]
     assert all(s["diversity"] < 1e-6 < s["diversity_real"] for s in stats)
+
+
+def test_one_low_grid_is_not_said(tmp_path, make_cfg, monkeypatch):
+    """A generator collapsed at one judged grid (step 4) and recovered by the next (step 6) is a slow start."""
+    monkeypatch.setattr("vidgan.metrics.diversity.COLLAPSE_FROM", 4)
+    saved = {}
+
+    def collapse_until_4(trainer):
+        layers = (trainer.G_ema.mapping.net[-1], trainer.G_ema.motion.net[-1])
+        with torch.no_grad():
+            for i, layer in enumerate(layers):
+                if trainer.step <= 4:
+                    saved.setdefault(i, (layer.weight.clone(), layer.bias.clone()))
+                    layer.weight.zero_()
+                    layer.bias.zero_()
+                else:
+                    layer.weight.copy_(saved[i][0])
+                    layer.bias.copy_(saved[i][1])
+
+    said = []
+    trainer = Trainer(make_cfg(tmp_path / "run", steps=6, sample_every=2, log_every=2), log=said.append,
+                      hooks={"after_step": collapse_until_4})
+    trainer.run()
+    trainer.close()
+    ratios = [s["diversity"] / s["diversity_real"] for s in _stats(tmp_path / "run")]
+    assert ratios[1] < 1e-6 and ratios[2] > 0.25                   # step 4 collapsed, step 6 not
+    assert not any("samples have collapsed" in m for m in said)
 
 
 def test_a_young_generator_is_not_judged(tmp_path, make_cfg):

@@ -13,6 +13,9 @@ COLLAPSE_FROM = 1500  # ... judged from this step on: a fresh generator's sample
                       # out (three healthy 60-minute fast runs on Moving MNIST: 0.17-0.33 of the data's at step
                       # 500, 0.23-0.57 at 1,000, 0.52-0.66 at 1,500), while a collapsed run falls later
                       # (R1 gamma 0.1: 0.50 at step 1,500, 0.04 at 2,000)
+COLLAPSE_GRIDS = 2    # ... and said when this many sample grids in a row are below COLLAPSE: a slow start can dip
+                      # once (fast with lr 0.0015: 0.14 of the data's at step 1,500, 0.54 at 2,000), while the
+                      # collapsed run stayed down (0.04 at 2,000, 0.10 at 2,500)
 
 
 def thumbnails(clips: np.ndarray) -> np.ndarray:

@@ -76,7 +76,7 @@ class Trainer:
         self._notes = set()
         self._real_diversity: Optional[float] = None
         self._diversity: Dict[str, float] = {}
-        self._collapse_said = False
+        self._collapse_said, self._low_grids = False, 0     # said yet; sample grids in a row below div.COLLAPSE
         if cfg.amp and self.device.type != "cuda":
             self._note("amp (bf16 autocast) works on CUDA only; training in float32 on the CPU.")
         if cfg.channels_last and self.device.type != "cuda":
@@ -215,7 +215,7 @@ class Trainer:
 
     def _check_diversity(self, reporter: Reporter, clips: np.ndarray) -> None:
         """stats.jsonl and the progress bar get the samples' diversity against the data's; the run says once
-        when, from step div.COLLAPSE_FROM on, the samples have collapsed to near-identical clips."""
+        when, from step div.COLLAPSE_FROM on, div.COLLAPSE_GRIDS grids in a row have collapsed to near-identical clips."""
         from vidgan.metrics import diversity as div
 
         if self._real_diversity is None:              # the same number of training clips, fixed
@@ -223,7 +223,9 @@ class Trainer:
         fake, real = div.diversity(clips), self._real_diversity
         self._diversity = {"diversity": round(fake, 5), "diversity_real": round(real, 5)}   # in the next stats line
         reporter.diversity = f"{fake / real:.2f}" if real > 0 else None
-        if self.nets.step >= div.COLLAPSE_FROM and div.collapsed(fake, real) and not self._collapse_said:
+        low = self.nets.step >= div.COLLAPSE_FROM and div.collapsed(fake, real)
+        self._low_grids = self._low_grids + 1 if low else 0
+        if self._low_grids >= div.COLLAPSE_GRIDS and not self._collapse_said:
             self._collapse_said = True
             reporter.write(f"warning: the samples have collapsed at step {self.nets.step}: the {len(clips)} sample "
                            f"clips differ {real / max(fake, 1e-12):.0f}x less from each other than training clips "
