@@ -24,11 +24,15 @@ def _stats(run_dir):
     return [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
 
 
+def _code_layers(G):
+    """The last layers of the mapping and motion networks: zeroed, every seed gets the same codes."""
+    return (G.mapping.net[-1], G.motion.net[-1])
+
+
 def _collapse(trainer):
     """Make the EMA generator render one clip for every seed: constant styles and motion codes."""
-    G = trainer.G_ema
     with torch.no_grad():
-        for layer in (G.mapping.net[-1], G.motion.net[-1]):
+        for layer in _code_layers(trainer.G_ema):
             layer.weight.zero_()
             layer.bias.zero_()
 
@@ -55,9 +59,8 @@ def test_one_low_grid_is_not_said(tmp_path, make_cfg, monkeypatch):
     saved = {}
 
     def collapse_until_4(trainer):
-        layers = (trainer.G_ema.mapping.net[-1], trainer.G_ema.motion.net[-1])
         with torch.no_grad():
-            for i, layer in enumerate(layers):
+            for i, layer in enumerate(_code_layers(trainer.G_ema)):
                 if trainer.step <= 4:
                     saved.setdefault(i, (layer.weight.clone(), layer.bias.clone()))
                     layer.weight.zero_()

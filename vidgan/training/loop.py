@@ -215,7 +215,8 @@ class Trainer:
 
     def _check_diversity(self, reporter: Reporter, clips: np.ndarray) -> None:
         """stats.jsonl and the progress bar get the samples' diversity against the data's; the run says once
-        when, from step div.COLLAPSE_FROM on, div.COLLAPSE_GRIDS grids in a row have collapsed to near-identical clips."""
+        when, from step div.COLLAPSE_FROM on, div.COLLAPSE_GRIDS grids in a row have collapsed to near-identical
+        clips."""
         from vidgan.metrics import diversity as div
 
         if self._real_diversity is None:              # the same number of training clips, fixed
