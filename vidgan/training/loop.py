@@ -31,6 +31,7 @@ from vidgan.training.reporting import Reporter, truncate_stats
 from vidgan.training.runlock import RunLock
 from vidgan.training.state import clean_temp, find_resumable, list_checkpoints, rng_state, save_checkpoint
 from vidgan.training.step import Networks
+from vidgan.training.watch import CollapseWatch, real_clips
 
 ADA_INTERVAL = 4  # steps between adaptive-augmentation updates
 
@@ -74,9 +75,7 @@ class Trainer:
         self.resumed_from: Optional[str] = None
         self._last_saved: Optional[int] = None
         self._notes = set()
-        self._real_diversity: Optional[float] = None
-        self._diversity: Dict[str, float] = {}
-        self._collapse_said, self._low_grids = False, 0     # said yet; sample grids in a row below div.COLLAPSE
+        self._diversity: Dict[str, float] = {}            # the last sample grid's, for the next stats line
         if cfg.amp and self.device.type != "cuda":
             self._note("amp (bf16 autocast) works on CUDA only; training in float32 on the CPU.")
         if cfg.channels_last and self.device.type != "cuda":
@@ -91,6 +90,7 @@ class Trainer:
                                     keep_aspect=cfg.keep_aspect, hflip=cfg.hflip, mode="train", seed=cfg.seed,
                                     channels=mc.channels)
         self.nets = Networks(cfg, self.dist, self.micro)
+        self.watch = CollapseWatch(cfg, self._real_clips)
         self.fvd = None
         if cfg.eval_every and self.main:                 # I3D and the real clips' list, checked up front
             from vidgan.training.evaluation import PeriodicFVD
@@ -198,51 +198,18 @@ class Trainer:
         write_image(contact_sheet(self._real_clips(min(8, self.cfg.sample_num))), str(path))
 
     def _real_clips(self, n: int) -> np.ndarray:
-        """n training clips, fixed by the run's seed: one per video, and several windows of each when the data
-        has fewer than n videos (one video file: n windows of it, not one clip). uint8 [n, T, H, W, 3]."""
-        from vidgan.export import to_uint8
-
-        videos = len(self.dataset)
-        keys = [(i % videos, self.cfg.seed + i // videos) for i in range(n)]
-        return to_uint8(torch.stack([self.dataset[key] for key in keys]))
+        return real_clips(self.dataset, self.cfg.seed, n)
 
     def _write_samples(self, reporter: Reporter) -> Dict[str, str]:
+        """The sample grid (reporter.samples), its diversity for the next stats line and the progress bar, and
+        the collapse warning (watch.py)."""
         if not self.main:
             return {}
         clips = self.render_samples()
-        self._check_diversity(reporter, clips)
-        return reporter.samples(self.nets.step, clips, self.cfg.sample_fps)
-
-    def _check_diversity(self, reporter: Reporter, clips: np.ndarray) -> None:
-        """stats.jsonl and the progress bar get the samples' diversity against the data's; the run says once
-        when, from step div.COLLAPSE_FROM on, div.COLLAPSE_GRIDS grids in a row have collapsed to near-identical
-        clips."""
-        from vidgan.metrics import diversity as div
-
-        if self._real_diversity is None:              # the same number of training clips, fixed
-            self._real_diversity = div.diversity(self._real_clips(len(clips)))
-        fake, real = div.diversity(clips), self._real_diversity
-        self._diversity = {"diversity": round(fake, 5), "diversity_real": round(real, 5)}   # in the next stats line
+        fake, real = self.watch.check(self.nets.step, clips, reporter.write)
+        self._diversity = {"diversity": round(fake, 5), "diversity_real": round(real, 5)}
         reporter.diversity = f"{fake / real:.2f}" if real > 0 else None
-        low = self.nets.step >= div.COLLAPSE_FROM and div.collapsed(fake, real)
-        self._low_grids = self._low_grids + 1 if low else 0
-        if self._low_grids >= div.COLLAPSE_GRIDS and not self._collapse_said:
-            self._collapse_said = True
-            reporter.write(f"warning: the samples have collapsed at step {self.nets.step}: the {len(clips)} sample "
-                           f"clips differ {real / max(fake, 1e-12):.0f}x less from each other than training clips "
-                           f"do (diversity {fake:.3f} against {real:.3f}, below {div.COLLAPSE:.0%} of it); try "
-                           f"{self._collapse_advice()}.")
-
-    def _collapse_advice(self) -> str:
-        """What to change, from this run's own values: on Moving MNIST, R1 gamma 0.1 collapsed and 1 did not."""
-        c = self.cfg
-        tries = [f"a lower --lr ({c.lr / 2:g}, half of this run's)"]
-        if c.loss != "wgan-gp":
-            tries.append(f"a larger r1_gamma (--set r1_gamma={10 * c.r1_gamma:g}, 10x this run's)" if c.r1_gamma > 0
-                         else "R1 (--set r1_gamma=1)")
-        if c.augment_p == 0 and c.augment_target is None:
-            tries.append("augmentation (--set augment_p=0.2)")
-        return ", ".join(tries[:-1]) + " or " + tries[-1]
+        return reporter.samples(self.nets.step, clips, self.cfg.sample_fps)
 
     def _evaluate(self, reporter: Reporter) -> None:
         if self.fvd is not None:
