@@ -7,6 +7,7 @@ import torch
 
 from vidgan.metrics.diversity import collapsed, diversity
 from vidgan.training.loop import Trainer
+from vidgan.training.watch import real_clips
 
 
 def test_diversity_is_zero_for_identical_clips_and_grows_with_their_differences():
@@ -122,7 +123,7 @@ def test_one_video_gives_the_data_figure_several_windows(tmp_path, make_cfg):
     trainer = Trainer(make_cfg(tmp_path / "run", data=str(frames), steps=2, sample_every=2, log_every=2),
                       log=lambda m: None)
     assert len(trainer.dataset) == 1
-    reals = trainer._real_clips(4)
+    reals = real_clips(trainer.dataset, trainer.cfg.seed, 4)
     assert reals.shape[0] == 4 and diversity(reals) > 0.05        # distinct windows of noise frames
     trainer.run()
     trainer.close()

@@ -90,7 +90,7 @@ class Trainer:
                                     keep_aspect=cfg.keep_aspect, hflip=cfg.hflip, mode="train", seed=cfg.seed,
                                     channels=mc.channels)
         self.nets = Networks(cfg, self.dist, self.micro)
-        self.watch = CollapseWatch(cfg, self._real_clips)
+        self.watch = CollapseWatch(cfg, self.dataset)
         self.fvd = None
         if cfg.eval_every and self.main:                 # I3D and the real clips' list, checked up front
             from vidgan.training.evaluation import PeriodicFVD
@@ -195,10 +195,7 @@ class Trainer:
             return
         from vidgan.export import contact_sheet, write_image
 
-        write_image(contact_sheet(self._real_clips(min(8, self.cfg.sample_num))), str(path))
-
-    def _real_clips(self, n: int) -> np.ndarray:
-        return real_clips(self.dataset, self.cfg.seed, n)
+        write_image(contact_sheet(real_clips(self.dataset, self.cfg.seed, min(8, self.cfg.sample_num))), str(path))
 
     def _write_samples(self, reporter: Reporter) -> Dict[str, str]:
         """The sample grid (reporter.samples), its diversity for the next stats line and the progress bar, and

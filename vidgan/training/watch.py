@@ -38,17 +38,17 @@ def collapse_advice(cfg: TrainConfig) -> str:
 class CollapseWatch:
     """Per sample grid: the samples' diversity against the data's (the same number of training clips, taken
     once), and one warning when, from step div.COLLAPSE_FROM on, div.COLLAPSE_GRIDS grids in a row are below
-    div.COLLAPSE of the data's. `reals(n)` gives the n training clips."""
+    div.COLLAPSE of the data's (real_clips of `dataset`)."""
 
-    def __init__(self, cfg: TrainConfig, reals: Callable[[int], np.ndarray]):
-        self.cfg, self.reals = cfg, reals
+    def __init__(self, cfg: TrainConfig, dataset):
+        self.cfg, self.dataset = cfg, dataset
         self.real: Optional[float] = None
         self.low_grids, self.said = 0, False
 
     def check(self, step: int, clips: np.ndarray, say: Callable[[str], None]) -> Tuple[float, float]:
         """The grid's diversity and the data's; `say` gets the warning."""
         if self.real is None:
-            self.real = div.diversity(self.reals(len(clips)))
+            self.real = div.diversity(real_clips(self.dataset, self.cfg.seed, len(clips)))
         fake, real = div.diversity(clips), self.real
         low = step >= div.COLLAPSE_FROM and div.collapsed(fake, real)
         self.low_grids = self.low_grids + 1 if low else 0
