@@ -1,7 +1,9 @@
 """`python benchmarks/train_step.py --against REV`: this working tree against the code at git revision REV,
 one child process per tree, steps alternated so both see the same machine load (see train_step.py).
 With --compile a third child runs this tree with `compile: true` (vidgan train --compile); its warm-up
-steps include the compilation, whose time is printed on its own."""
+steps include the compilation, whose time is printed on its own. `--variant KEY=VALUE ...` (without
+--against): this tree against itself with those --set values, e.g. `--preset fast --variant
+reuse_fakes=true`."""
 import json
 import os
 import shutil
@@ -43,9 +45,14 @@ def checkout(rev: str) -> str:
 
 
 def shipped_config(args, run_dir: str) -> dict:
-    """The embedded model's training settings (model, optimiser, 16-frame clips), for a short timed run."""
-    with open(os.path.join(ROOT, "vidgan", "assets", "default", "config.json")) as fh:
-        tc = dict(json.load(fh)["meta"]["training"]["train_config"])
+    """The embedded model's training settings (model, optimiser, 16-frame clips), or with --preset that
+    preset's own keys (each tree fills in its defaults), for a short timed run."""
+    if args.preset:
+        with open(os.path.join(ROOT, "vidgan", "presets", f"{args.preset}.json")) as fh:
+            tc = json.load(fh)["config"]
+    else:
+        with open(os.path.join(ROOT, "vidgan", "assets", "default", "config.json")) as fh:
+            tc = dict(json.load(fh)["meta"]["training"]["train_config"])
     tc.update(run_dir=run_dir, data=args.data, batch=args.batch, device=args.device, workers=0, steps=10 ** 6,
               minutes=None, sample_every=0, ckpt_every=0, log_every=0, progress=False, tensorboard=False)
     if args.tiny:
@@ -92,8 +99,18 @@ def run_against(args, script: str) -> None:
         args.data = os.path.join(tempfile.gettempdir(), f"vidgan-bench-mm{size}.vidpack")
         if not os.path.exists(args.data):
             make_moving_mnist(args.data, videos=32, frames=20, digits=2, size=size, seed=0)
-    old = Child(checkout(args.against), os.path.abspath(script), args, args.against)
-    new = Child(ROOT, os.path.abspath(script), args, "working tree")
+    if args.against:
+        old = Child(checkout(args.against), os.path.abspath(script), args, args.against)
+        new = Child(ROOT, os.path.abspath(script), args, "working tree")
+    else:                                                   # --variant: the tree against itself
+        from vidgan.training.merge import parse_assignments
+
+        changed = {k: v for k, v in shipped_config(args, "").items() if k != "run_dir"}
+        for key, value in parse_assignments(args.variant).items():    # the child validates them
+            changed[key] = dict(changed.get(key, {}), **value) if key == "model" else value
+        old = Child(ROOT, os.path.abspath(script), args, "working tree")
+        new = Child(ROOT, os.path.abspath(script), args, " ".join(args.variant), **changed)
+        args.against = old.name
     children = [old, new]
     if args.compile:
         children.append(Child(ROOT, os.path.abspath(script), args, "tree --compile", compile=True))
@@ -110,14 +127,15 @@ def run_against(args, script: str) -> None:
     for c in children:
         c.close()
     med = {k: statistics.median(v) for k, v in times.items()}
-    what = "the tests' tiny model (32x32, 8 frames)" if args.tiny else "the embedded model's config (64x64, 16 frames)"
+    what = ("the tests' tiny model (32x32, 8 frames)" if args.tiny else f"preset {args.preset}" if args.preset
+            else "the embedded model's config (64x64, 16 frames)")
     print(f"train step, {what}, batch {args.batch}, device {args.device}, "
           f"{args.threads} threads, torch {torch.__version__}; {args.steps} alternated steps each")
     for c in children:
-        print(f"  {c.name:15s}: {med[c.name]:.3f} s/step (median; all: "
+        print(f"  {c.name:20s}: {med[c.name]:.3f} s/step (median; all: "
               f"{' '.join(f'{t:.2f}' for t in times[c.name])}), peak memory {peaks[c.name]:.0f} MB")
-    print(f"  speed-up of the working tree over {args.against}: {med[old.name] / med[new.name]:.2f}x; "
-          f"peak memory ratio (tree / {args.against}): {peaks[new.name] / peaks[old.name]:.2f}")
+    print(f"  speed-up of the {new.name} over {args.against}: {med[old.name] / med[new.name]:.2f}x; "
+          f"peak memory ratio ({new.name} / {args.against}): {peaks[new.name] / peaks[old.name]:.2f}")
     if args.compile:
         name = children[2].name
         print(f"  --compile: {med[new.name] / med[name]:.2f}x the eager working tree, "

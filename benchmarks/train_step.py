@@ -5,6 +5,7 @@ or this working tree against the code of another git revision.
     python benchmarks/train_step.py --device cuda --batch 32 --steps 20
     python benchmarks/train_step.py --against 3a93221   # this tree vs that commit, the shipped model's config
     python benchmarks/train_step.py --against 3a93221 --compile   # ... and this tree with vidgan train --compile
+    python benchmarks/train_step.py --preset fast --variant reuse_fakes=true   # one setting's effect, side by side
 
 --against REV: the code at REV is checked out into a temporary git worktree and its extension built
 there (cached under the temp folder by commit); one child process per tree trains the embedded model's
@@ -141,6 +142,9 @@ def main() -> None:
     p.add_argument("--against", metavar="REV", default=None, help="time this tree against git revision REV")
     p.add_argument("--compile", action="store_true", help="with --against: also time this tree with compile: true")
     p.add_argument("--tiny", action="store_true", help="with --against: the tests' 32x32x8 model instead")
+    p.add_argument("--preset", default=None, help="with --against or --variant: this preset's settings instead")
+    p.add_argument("--variant", nargs="+", metavar="KEY=VALUE", default=None,
+                   help="time this tree with these --set values against itself without them")
     p.add_argument("--child", choices=("time", "memory", "serve"), help=argparse.SUPPRESS)
     p.add_argument("--config", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -150,7 +154,7 @@ def main() -> None:
         return child_memory(args)
     if args.child == "serve":
         return child_serve(args)
-    if args.against:
+    if args.against or args.variant:
         from against import run_against                    # benchmarks/against.py
 
         return run_against(args, __file__)
