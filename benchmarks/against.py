@@ -48,7 +48,10 @@ def shipped_config(args, run_dir: str) -> dict:
     """The embedded model's training settings (model, optimiser, 16-frame clips), or with --preset that
     preset's own keys (each tree fills in its defaults), for a short timed run."""
     if args.preset:
-        with open(os.path.join(ROOT, "vidgan", "presets", f"{args.preset}.json")) as fh:
+        path = os.path.join(ROOT, "vidgan", "presets", f"{args.preset}.json")
+        if not os.path.isfile(path):
+            sys.exit(f"there is no preset {args.preset!r} in vidgan/presets; `vidgan train --list-presets` lists them.")
+        with open(path) as fh:
             tc = json.load(fh)["config"]
     else:
         with open(os.path.join(ROOT, "vidgan", "assets", "default", "config.json")) as fh:
