@@ -108,9 +108,9 @@ def run_against(args, script: str) -> None:
     else:                                                   # --variant: the tree against itself
         from vidgan.training.merge import parse_assignments
 
-        changed = {k: v for k, v in shipped_config(args, "").items() if k != "run_dir"}
-        for key, value in parse_assignments(args.variant).items():    # the child validates them
-            changed[key] = dict(changed.get(key, {}), **value) if key == "model" else value
+        changed = parse_assignments(args.variant)                 # the child validates them
+        if "model" in changed:                                    # over the base model's keys, not in place of them
+            changed["model"] = dict(shipped_config(args, "")["model"], **changed["model"])
         old = Child(ROOT, os.path.abspath(script), args, "working tree")
         new = Child(ROOT, os.path.abspath(script), args, " ".join(args.variant), **changed)
         args.against = old.name
