@@ -3,7 +3,7 @@ one child process per tree, steps alternated so both see the same machine load (
 With --compile a third child runs this tree with `compile: true` (vidgan train --compile); its warm-up
 steps include the compilation, whose time is printed on its own. `--variant KEY=VALUE ...` (without
 --against): this tree against itself with those --set values, e.g. `--preset fast --variant
-reuse_fakes=true`."""
+model.frame_d_frames=4`."""
 import json
 import os
 import shutil

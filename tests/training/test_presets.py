@@ -25,7 +25,7 @@ def test_mmnist64_reproduces_the_shipped_models_recipe(tmp_path):
     for key in ("run_dir", "data", "schedule"):
         last.pop(key)
     newer = {k: last.pop(k) for k in list(last) if k not in shipped}          # fields added since: at their off values
-    assert newer == {"d_warmup": 0, "init_from": None, "compile": False, "reuse_fakes": False}
+    assert newer == {"d_warmup": 0, "init_from": None, "compile": False}
     newer_model = {k: last["model"].pop(k) for k in list(last["model"]) if k not in shipped["model"]}
     assert newer_model == {"channels": 3}                     # the shipped model is RGB (the preset says so)
     assert last == {k: v for k, v in shipped.items() if k not in ("run_dir", "data")}

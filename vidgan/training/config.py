@@ -66,9 +66,6 @@ class TrainConfig:
     r1_gamma: float = 0.1                # R1 weight on real data (0 = off; ignored by wgan-gp)
     r1_every: int = 16                   # lazy R1: every k steps, scaled by k
     gp_weight: float = 10.0              # WGAN-GP gradient-penalty weight
-    reuse_fakes: bool = False            # the G update reuses the fakes the D update drew (rendered once, with
-                                         # gradients) instead of rendering new ones: one G forward less per step,
-                                         # 1.15x steps/s on the fast preset (docs/training.md#speed)
     ema_kimg: float = 2.0                # EMA half-life of the generator, in thousands of clips
     ema_rampup: Optional[float] = 0.05   # half-life at most this fraction of the clips seen (None = off)
     init_from: Optional[str] = None      # a new run's G (and its EMA) start from this generator: "default"

@@ -7,9 +7,7 @@ One step, on every rank, with a per-rank micro-batch of batch / (world_size * ac
                Adam step for Df and Dc.
     G update:  accum rounds of  fake = G(z, motion), augmented, the generator's objective;
                gradients averaged over ranks, one Adam step for G; then the EMA of G.
-               Skipped in the first d_warmup steps. With cfg.reuse_fakes the D update renders its
-               fakes with G's graph kept and the G update takes those (augmented afresh) instead
-               of rendering new ones.
+               Skipped in the first d_warmup steps.
 
 Every step re-seeds torch/numpy/python from (seed, rank, step), so a resumed run repeats an
 uninterrupted one bit for bit.
@@ -220,10 +218,9 @@ class Networks:
         def acc(key, v):
             logs[key] = logs.get(key, 0) + v.detach().float() / accum
 
-        # ---- discriminators (with reuse_fakes, their fakes keep G's graph for the G update below)
-        keep = [] if cfg.reuse_fakes and self.step >= cfg.d_warmup else None
+        # ---- discriminators
         with _eager_if(self.eager_d(self.step)):
-            d_total = self._d_update(reals, do_r1, inject, acc, keep)
+            d_total = self._d_update(reals, do_r1, inject, acc)
         if d_total is None:
             return None
 
@@ -234,7 +231,7 @@ class Networks:
             D.sync_buffers(self.G, self.dist)                           # w_avg moved with the fakes above
             logs["loss_D"] = d_total
             return self._reduce_logs(logs)
-        g_total = self._g_update(acc, keep)
+        g_total = self._g_update(acc)
         if g_total is None:
             return None
         logs["loss_D"], logs["loss_G"] = d_total, g_total
@@ -244,23 +241,20 @@ class Networks:
         """Whether a compiled run's discriminator update at `step` runs eager (it needs double backward)."""
         return self.cfg.compile and ((self.r1_on and step % self.cfg.r1_every == 0) or self.cfg.loss == "wgan-gp")
 
-    def _d_update(self, reals, do_r1: bool, inject: bool, acc, keep: Optional[list] = None) -> Optional[torch.Tensor]:
-        """One Adam step of the discriminators; their loss, or None if it was NaN/Inf (nothing applied).
-        With a list `keep`, each micro-batch's fakes are rendered with G's graph and appended to it."""
+    def _d_update(self, reals, do_r1: bool, inject: bool, acc) -> Optional[torch.Tensor]:
+        """One Adam step of the discriminators; their loss, or None if it was NaN/Inf (nothing applied)."""
         cfg, accum = self.cfg, self.cfg.accum
-        self.G.requires_grad_(keep is not None)
+        self.G.requires_grad_(False)
         for _, m, _ in self.discs:
             m.requires_grad_(True)
         self.opt_D.zero_grad(set_to_none=True)
         d_total = 0
         for real in reals:
             real = real.to(self.device, non_blocking=True)                    # [n, 3, T, H, W]
-            with torch.set_grad_enabled(keep is not None), _phase("D: G forward (fakes)"):
+            with torch.no_grad(), _phase("D: G forward (fakes)"):
                 fake = self.fake(real.shape[0])
-            if keep is not None:
-                keep.append(fake)
             real_a = self.augment(real).detach().requires_grad_(do_r1)
-            fake_a = self.augment(fake.detach())
+            fake_a = self.augment(fake)
             with _phase("D: forward" + (" + R1" if do_r1 else "")):
                 loss = discriminator_objective(cfg, self.discs, real_a, fake_a, do_r1, acc, self.autocast)
             if inject:
@@ -277,16 +271,15 @@ class Networks:
             D.sync_buffers(m, self.dist)
         return d_total
 
-    def _g_update(self, acc, kept: Optional[list] = None) -> Optional[torch.Tensor]:
-        """One Adam step of G and the EMA update; its loss, or None if it was NaN/Inf (nothing applied).
-        `kept`: the D update's fakes, with G's graph, to use instead of rendering new ones."""
+    def _g_update(self, acc) -> Optional[torch.Tensor]:
+        """One Adam step of G and the EMA update; its loss, or None if it was NaN/Inf (nothing applied)."""
         cfg, accum = self.cfg, self.cfg.accum
         self.G.requires_grad_(True)
         self.opt_G.zero_grad(set_to_none=True)
         g_total = 0
-        for i in range(accum):
+        for _ in range(accum):
             with _phase("G: G forward"):
-                fake = self.augment(kept[i] if kept else self.fake(self.micro))
+                fake = self.augment(self.fake(self.micro))
             with _phase("G: D forward"):
                 loss = generator_objective(cfg, self.discs, fake, acc, self.autocast)
             with _phase("G: backward"):
