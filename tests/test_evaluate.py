@@ -72,6 +72,8 @@ def _check_report(r, n, frames, resolution, runs):
     assert r["value"] == pytest.approx(float(np.mean(r["runs"])))
     assert (r["std"] is None) == (runs == 1)
     assert any("biased" in w for w in r["warnings"])
+    div = r["diversity"]
+    assert div["value"] > 0 and div["real"] > 0 and div["ratio"] == pytest.approx(div["value"] / div["real"])
     json.dumps(r)  # JSON-ready
 
 
@@ -126,6 +128,9 @@ def test_evaluator_scores_a_sampler_against_cached_real_stats(sources):
     assert calls == [(0, 3)] and scores["N"] == 3
     assert scores["fvd"] < 1e-6 and scores["frame_fd"] < 1e-6
     assert scores["content_distance"] == pytest.approx(scores["content_distance_real"])
+    assert scores["diversity"] == pytest.approx(scores["diversity_real"]) and scores["diversity"] > 0
+    collapsed = ev.score_sampler(lambda seed, num: np.repeat(real[:1], num, axis=0))
+    assert collapsed["diversity"] < 1e-3 * scores["diversity_real"]
     with pytest.raises(InputError, match="expected"):
         ev.score_sampler(lambda seed, num: np.zeros((num, 10, 16, 16, 3), np.uint8))
 

@@ -5,7 +5,7 @@
     result = evaluate("clips/", against="other_clips/")       # two real sources, no model
 
     ev = Evaluator("clips/", num_clips=256, frames=16, resolution=64)   # e.g. inside training
-    ev.score_model(G)            # {'fvd': ..., 'frame_fd': ..., 'content_distance': ..., 'N': 256}
+    ev.score_model(G)            # {'fvd': ..., 'diversity': ..., 'diversity_real': ..., 'N': 256, 'frame_fd': ...}
 
 Real clips come from vidgan.data.VideoDataset in eval mode: its deterministic clip list
 (eval_clips=N, seed 0) at the model's resolution, quantised to uint8 exactly like
@@ -34,6 +34,8 @@ from vidgan.errors import InputError
 RECOMMENDED_CLIPS = 2048
 DEFAULT_RESOLUTION = 64  # for --data/--against without a model (VideoDataset's default)
 REAL_SEED = 0            # the clip list of the reference data
+DIVERSITY_NOTE = ("RMS distance between the I3D logits of two different clips, over all pairs (sqrt(2 tr S) of "
+                  "the FVD fit); ratio: the model's over the real clips'. Near 0: the clips are near-identical")
 
 
 # ----------------------------------------------------------------------------- real clips
@@ -147,7 +149,8 @@ class Evaluator:
         from vidgan.metrics.fvd import fvd_from_stats
 
         real = self.real
-        out = {"fvd": fvd_from_stats(real, other), "N": other.n}
+        out = {"fvd": fvd_from_stats(real, other), "N": other.n, "diversity": other.diversity(),
+               "diversity_real": real.diversity()}
         if self.companions:
             out["frame_fd"] = frame_fd(real, other)
             out["content_distance"] = other.content_distance()
@@ -314,6 +317,10 @@ def evaluate(data, checkpoint=None, against=None, num_clips: int = RECOMMENDED_C
         "device": str(ev.extractor.device),
         "real_stats": ev.real_source,
     }
+    div, _ = _mean_std([x["diversity"] for x in results])
+    real_div = results[0]["diversity_real"]
+    out["diversity"] = {"value": div, "real": real_div, "ratio": div / real_div if real_div > 0 else None,
+                        "what": DIVERSITY_NOTE}
     if companions:
         fd_mean, fd_std = _mean_std([x["frame_fd"] for x in results])
         cd_mean, cd_std = _mean_std([x["content_distance"] for x in results])

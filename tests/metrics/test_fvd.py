@@ -111,4 +111,19 @@ def test_stats_cache_round_trip(stats, tmp_path, monkeypatch):
     assert fvd_from_stats(back, stats["D"]) == pytest.approx(fvd_from_stats(stats["P"], stats["D"]), rel=1e-12)
     assert frame_fd(back, stats["D"]) == pytest.approx(frame_fd(stats["P"], stats["D"]), rel=1e-12)
     assert back.content_distance() == pytest.approx(stats["P"].content_distance(), rel=1e-12)
+    assert back.diversity() == pytest.approx(stats["P"].diversity(), rel=1e-12)
     assert load_cached({**key, "fingerprint": "abd"}) is None
+
+
+def test_diversity_is_the_rms_distance_between_two_clips(stats):
+    for s in stats.values():
+        x = np.stack(s.features)                                          # [8, 400] logits
+        d2 = ((x[:, None] - x[None]) ** 2).sum(-1)[np.triu_indices(len(x), 1)]
+        assert s.diversity() == pytest.approx(np.sqrt(d2.mean()), rel=1e-9)
+    # carphone's 8 clips show one talking head; the bikes clips pass different things
+    assert 0 < stats["P"].diversity() < stats["B"].diversity()
+
+
+def test_identical_clips_have_no_diversity(clips, extractor):
+    same = extractor.stats(np.repeat(clips["B"][:1], 4, axis=0))
+    assert same.diversity() < 1e-3 * extractor.stats(clips["B"][:4]).diversity()

@@ -4,6 +4,7 @@ SetStats holds what FVD and its companions need from a set, in float64:
 - the Gaussian fit (mean, covariance) of the 400-d I3D logits, one vector per clip;
 - the Gaussian fit of the 1024-d per-frame features (frame-level Fréchet distance);
 - each clip's content distance (mean pairwise L2 distance between its frame features).
+The set's diversity (how far apart two of its clips are in I3D logits) follows from the first fit.
 
 Real-data statistics are cached as safetensors + JSON metadata (no pickle) under
 <cache_dir>/stats/, named by a digest of a key dict (dataset fingerprint, protocol,
@@ -56,6 +57,13 @@ class SetStats:
 
     def fvd_stats(self) -> Tuple[np.ndarray, np.ndarray]:
         return (self._fixed["clip_mu"], self._fixed["clip_sigma"]) if self._fixed else self.clip.stats()
+
+    def diversity(self) -> float:
+        """The RMS distance between the I3D logits of two different clips of the set, over all pairs: the
+        root of 2 tr(S), S the unbiased covariance (an identity, so it needs no features kept). Near 0 when the
+        clips are near-identical."""
+        _, sigma = self.fvd_stats()
+        return float(np.sqrt(max(2.0 * float(np.trace(sigma)), 0.0)))
 
     def frame_stats(self) -> Tuple[np.ndarray, np.ndarray]:
         if not self.companions:

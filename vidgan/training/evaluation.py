@@ -16,7 +16,8 @@ EVAL_BATCH = 8
 
 
 class PeriodicFVD:
-    """fvd = PeriodicFVD(cfg, device)(G_ema) -> {"fvd": float, "fvd_clips": N, "fvd_protocol": version}."""
+    """fvd = PeriodicFVD(cfg, device)(G_ema) -> {"fvd": float, "fvd_clips": N, "fvd_protocol": version,
+    "fvd_diversity": the clips' I3D diversity over the real clips' (SetStats.diversity; near 0: collapsed)}."""
 
     def __init__(self, cfg, device, model: Optional[torch.nn.Module] = None):
         from vidgan.metrics.i3d import MIN_FRAMES
@@ -63,5 +64,7 @@ class PeriodicFVD:
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             fake = self.extractor.stats(self._fake_chunks(G), total=self.n)
+        real_div = self._real.diversity()
         return {"fvd": float(fvd_from_stats(self._real, fake)), "fvd_clips": self.n,
-                "fvd_protocol": PROTOCOL_VERSION}
+                "fvd_protocol": PROTOCOL_VERSION,
+                "fvd_diversity": round(fake.diversity() / real_div, 4) if real_div > 0 else None}

@@ -212,8 +212,9 @@ class Trainer:
         if self.fvd is not None:
             rec = self.fvd(self.nets.G_ema)
             reporter.event(self.nets.step, **rec)
+            div = "" if rec["fvd_diversity"] is None else f", I3D diversity {rec['fvd_diversity']:.2f} of the data's"
             reporter.write(f"step {self.nets.step}: FVD {rec['fvd']:.2f} ({rec['fvd_clips']} clips, "
-                           f"{rec['fvd_protocol']})")
+                           f"{rec['fvd_protocol']}{div})")
         D.barrier(self.dist)
 
     # ------------------------------------------------------------------ signals
