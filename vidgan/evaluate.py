@@ -317,9 +317,11 @@ def evaluate(data, checkpoint=None, against=None, num_clips: int = RECOMMENDED_C
         "device": str(ev.extractor.device),
         "real_stats": ev.real_source,
     }
+    from vidgan.metrics.stats import diversity_ratio
+
     div, _ = _mean_std([x["diversity"] for x in results])
     real_div = results[0]["diversity_real"]
-    out["diversity"] = {"value": div, "real": real_div, "ratio": div / real_div if real_div > 0 else None,
+    out["diversity"] = {"value": div, "real": real_div, "ratio": diversity_ratio(div, real_div),
                         "what": DIVERSITY_NOTE}
     if companions:
         fd_mean, fd_std = _mean_std([x["frame_fd"] for x in results])

@@ -10,7 +10,7 @@ def quiet(*_):
 
 
 def _recorded_run(tmp_path, make_cfg, monkeypatch, **fields):
-    """Runs a tiny Trainer; returns (fakes rendered per step, fakes the G objective saw, the trainer)."""
+    """Runs a tiny Trainer; returns (the fakes rendered, in order; the fakes the G objective saw)."""
     trainer = Trainer(make_cfg(tmp_path / "run", sample_every=0, ckpt_every=0, **fields), log=quiet)
     rendered, judged, fake = [], [], trainer.nets.fake
 
@@ -28,11 +28,11 @@ def _recorded_run(tmp_path, make_cfg, monkeypatch, **fields):
     monkeypatch.setattr(step_module, "generator_objective", recording_objective)
     trainer.run()
     trainer.close()
-    return rendered, judged, trainer
+    return rendered, judged
 
 
 def test_the_g_update_renders_new_fakes(tmp_path, make_cfg, monkeypatch):
-    rendered, judged, _ = _recorded_run(tmp_path, make_cfg, monkeypatch, steps=2)
+    rendered, judged = _recorded_run(tmp_path, make_cfg, monkeypatch, steps=2)
     assert len(rendered) == 4                                              # D and G render once each per step
     assert all(not r.requires_grad for r in rendered[0::2])              # the D update's: no graph
     assert judged[0] is rendered[1] and not torch.equal(rendered[0], rendered[1])

@@ -24,6 +24,11 @@ from vidgan.metrics.companions import content_distance
 from vidgan.metrics.frechet import GaussianAccumulator
 
 
+def diversity_ratio(value: float, real: float) -> Optional[float]:
+    """A set's diversity over the real clips' (None when the real clips have none to compare with)."""
+    return value / real if real > 0 else None
+
+
 class SetStats:
     """Accumulated statistics of one clip set (see module docstring)."""
 

@@ -58,13 +58,13 @@ class PeriodicFVD:
 
     def __call__(self, G) -> Dict[str, Any]:
         from vidgan.metrics import PROTOCOL_VERSION, fvd_from_stats
+        from vidgan.metrics.stats import diversity_ratio
 
         if self._real is None:
             self._real = self.extractor.stats(self._real_chunks(), total=self.n)
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             fake = self.extractor.stats(self._fake_chunks(G), total=self.n)
-        real_div = self._real.diversity()
+        ratio = diversity_ratio(fake.diversity(), self._real.diversity())
         return {"fvd": float(fvd_from_stats(self._real, fake)), "fvd_clips": self.n,
-                "fvd_protocol": PROTOCOL_VERSION,
-                "fvd_diversity": round(fake.diversity() / real_div, 4) if real_div > 0 else None}
+                "fvd_protocol": PROTOCOL_VERSION, "fvd_diversity": None if ratio is None else round(ratio, 4)}
