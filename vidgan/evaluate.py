@@ -247,6 +247,7 @@ def evaluate(data, checkpoint=None, against=None, num_clips: int = RECOMMENDED_C
     (default: the model's; 64 for two real sources), truncation, companions, progress, cache.
     """
     from vidgan.metrics.fvd import PROTOCOL_VERSION, default_device
+    from vidgan.metrics.stats import diversity_ratio
 
     t0 = time.perf_counter()
     if checkpoint is not None and against is not None:
@@ -317,8 +318,6 @@ def evaluate(data, checkpoint=None, against=None, num_clips: int = RECOMMENDED_C
         "device": str(ev.extractor.device),
         "real_stats": ev.real_source,
     }
-    from vidgan.metrics.stats import diversity_ratio
-
     div, _ = _mean_std([x["diversity"] for x in results])
     real_div = results[0]["diversity_real"]
     out["diversity"] = {"value": div, "real": real_div, "ratio": diversity_ratio(div, real_div),
