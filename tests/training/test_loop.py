@@ -124,23 +124,6 @@ def test_nan_restores_lowers_lr_then_stops(tmp_path, make_cfg):
     assert _state(run / "checkpoints" / "step-00000003")["lr_scale"] == 0.5
 
 
-def test_lr_decay_to_falls_linearly_over_the_steps_or_the_minutes(tmp_path, make_cfg):
-    run = tmp_path / "steps"
-    cfg = make_cfg(run, steps=4, log_every=1, d_lr=0.001, lr_decay_to=0.5)
-    train(cfg, log=quiet)
-    lines = [json.loads(s) for s in (run / "stats.jsonl").read_text().splitlines() if "loss_D" in s]
-    # each line logs the rates the next step trains with: step s of 4 leaves 1 - 0.5 * s / 4 of them
-    left = [1 - 0.5 * s / 4 for s in (1, 2, 3, 4)]
-    d_lr = 0.001 * cfg.r1_every / (cfg.r1_every + 1)             # lazy R1 scales D's rate (as StyleGAN2 does)
-    assert [s["lr_G"] for s in lines] == pytest.approx([0.0025 * f for f in left])
-    assert [s["lr_D"] for s in lines] == pytest.approx([d_lr * f for f in left])
-    run = tmp_path / "minutes"                               # a budget of 6 ms is spent by the first step
-    res = train(make_cfg(run, steps=1000, log_every=1, minutes=1e-4, lr_decay_to=0.2), log=quiet)
-    assert res["stopped"] == "time limit" and res["step"] == 1
-    (line,) = [json.loads(s) for s in (run / "stats.jsonl").read_text().splitlines() if "loss_D" in s]
-    assert line["lr_G"] == pytest.approx(0.0025 * 0.2)
-
-
 def test_sigterm_saves_a_checkpoint_and_stops(tmp_path, make_cfg):
     def send_sigterm(trainer):
         if trainer.step == 2:

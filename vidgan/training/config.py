@@ -59,9 +59,6 @@ class TrainConfig:
     seed: int = 0
     lr: float = 0.0025                   # generator learning rate
     d_lr: Optional[float] = None         # discriminator learning rate (None = lr)
-    lr_decay_to: float = 1.0             # both learning rates fall linearly to this fraction of theirs by the
-                                         # end of the budget (steps, or --minutes of this call when sooner);
-                                         # 1 = constant (see docs/experiments.md for its measured effect)
     betas: Tuple[float, float] = (0.0, 0.99)
     loss: str = "logistic"               # one of LOSSES
     frame_weight: float = 1.0            # weight of the frame discriminator's loss terms
@@ -220,8 +217,6 @@ class TrainConfig:
                              f"null, got {self.init_from!r}.")
         if self.d_lr is not None and not self.d_lr > 0:
             raise InputError(f"d_lr must be positive (or null for lr), got {self.d_lr}.")
-        if not 0 <= self.lr_decay_to <= 1:
-            raise InputError(f"lr_decay_to must be in [0, 1] (1 = no decay), got {self.lr_decay_to}.")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
             raise InputError(f"betas must be two numbers in [0, 1), got {list(self.betas)}.")
         if not 0 <= self.augment_p <= 1:

@@ -257,15 +257,6 @@ class Trainer:
         if self.dist.is_main:
             self.log(msg)
 
-    def _decay_lr(self, time_frac: float) -> None:
-        """lr_decay_to: scale both learning rates for the next step by the run's progress, the larger of
-        its steps' fraction of cfg.steps and its time's fraction of the call's --minutes."""
-        to = self.cfg.lr_decay_to
-        if to < 1:
-            progress = min(max(self.step / max(self.record.steps, 1), time_frac), 1.0)
-            self.nets.lr_decay = 1.0 - (1.0 - to) * progress
-            self.nets.set_lr()
-
     def run(self) -> Dict[str, Any]:
         """Train from the current step up to cfg.steps (or a signal / the time limit); return a summary."""
         cfg = self.cfg
@@ -287,9 +278,6 @@ class Trainer:
         last: Dict[str, Any] = {}
         ada_sum, ada_n = 0.0, 0
         compile_said = False
-        budget = None if self.record.minutes is None else self.record.minutes * 60   # the whole call's seconds
-        spent = 0.0 if budget is None or cfg.minutes is None else max(budget - cfg.minutes * 60, 0.0)
-        self._decay_lr(spent / budget if budget else 0.0)
         loader = self._loader()
         self._write_reals()
         try:
@@ -326,12 +314,9 @@ class Trainer:
                     rep.step_done(self.step, values)
                     if "after_step" in self.hooks:
                         self.hooks["after_step"](self)
-                    elapsed = time.perf_counter() - t0
-                    time_up = cfg.minutes is not None and elapsed > cfg.minutes * 60
-                    flags = D.all_reduce_mean(torch.tensor([float(bool(self._stop_signal)), float(time_up),
-                                                            (spent + elapsed) / budget if budget else 0.0]),
+                    time_up = cfg.minutes is not None and time.perf_counter() - t0 > cfg.minutes * 60
+                    flags = D.all_reduce_mean(torch.tensor([float(bool(self._stop_signal)), float(time_up)]),
                                               self.dist)
-                    self._decay_lr(float(flags[2]))  # the ranks' mean: every rank steps with the same lr
                     stop = bool(flags[0] > 0) or bool(flags[1] > 0)
                     if stop:
                         stopped = "signal" if flags[0] > 0 else "time limit"

@@ -100,7 +100,6 @@ class Networks:
         self.base_lr = {"G": cfg.lr, "D": d_lr * ratio}
         self.augment = VideoAugment(cfg.augment_p, cfg.augment)
         self.step, self.lr_scale, self.nan_events = 0, 1.0, 0
-        self.lr_decay = 1.0                          # lr_decay_to's factor now (set by the loop each step)
         self.fired: List[int] = []                   # debug_nan_steps already injected
         gen = torch.Generator().manual_seed(cfg.seed + 12345)   # fixed sample seeds, independent of training
         self.sample_z = self.G.sample_content(cfg.sample_num, generator=gen, device="cpu")   # [S, Z]
@@ -114,7 +113,7 @@ class Networks:
     def set_lr(self) -> None:
         for opt, key, _ in self.optimizers():
             for g in opt.param_groups:
-                g["lr"] = self.base_lr[key] * self.lr_scale * self.lr_decay
+                g["lr"] = self.base_lr[key] * self.lr_scale
 
     def snapshot(self) -> Dict[str, Any]:
         """The whole state in memory (restored on NaN/Inf)."""
