@@ -7,7 +7,8 @@ import torch
 
 from vidgan.metrics.diversity import collapsed, diversity
 from vidgan.training.loop import Trainer
-from vidgan.training.watch import real_clips
+from vidgan.training.config import TrainConfig
+from vidgan.training.watch import collapse_advice, real_clips
 
 
 def test_diversity_is_zero_for_identical_clips_and_grows_with_their_differences():
@@ -47,8 +48,8 @@ def test_a_collapsed_generator_is_said_once_and_logged(tmp_path, make_cfg, monke
     trainer.close()
     warnings = [m for m in said if "samples have collapsed" in m]
     assert len(warnings) == 1 and warnings[0].startswith("warning: the samples have collapsed at step 6: the 4 sample")
-    assert warnings[0].endswith("; try a lower --lr (0.001, half of this run's), a larger r1_gamma "
-                                "(--set r1_gamma=10, 10x this run's) or augmentation (--set augment_p=0.2).")
+    assert warnings[0].endswith("; try a lower --lr (0.001, half of this run's) or a larger r1_gamma "
+                                "(--set r1_gamma=10, 10x this run's).")
     stats = _stats(tmp_path / "run")
     assert [s["step"] for s in stats] == [2, 4, 6]
     assert all(s["diversity"] < 1e-6 < s["diversity_real"] for s in stats)
@@ -129,3 +130,9 @@ def test_one_video_gives_the_data_figure_several_windows(tmp_path, make_cfg):
     trainer.close()
     stats = _stats(tmp_path / "run")
     assert stats[-1]["diversity_real"] > 0.05
+
+
+def test_the_advice_offers_r1_only_where_the_loss_uses_it():
+    no_r1 = "a lower --lr (0.00125, half of this run's) or R1 (--set r1_gamma=1)"
+    assert collapse_advice(TrainConfig(r1_gamma=0.0)) == no_r1
+    assert collapse_advice(TrainConfig(loss="wgan-gp", lr=0.001)) == "a lower --lr (0.0005, half of this run's)"
