@@ -1,4 +1,5 @@
 import os
+import signal
 
 import pytest
 import torch
@@ -14,3 +15,10 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+def ctrl_c_default() -> None:
+    """preexec_fn of a child that a test sends SIGINT: a shell that starts the tests in the background
+    (`cmd &`) ignores SIGINT and its children inherit that, where a user's Ctrl-C reaches a foreground
+    process, whose SIGINT is not ignored. Restored, the child's Python raises KeyboardInterrupt as it would."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

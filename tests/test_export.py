@@ -471,11 +471,13 @@ def test_real_ctrl_c_leaves_no_file(tmp_path, ext):
     import sys
     import time
 
+    from tests.conftest import ctrl_c_default
+
     target = tmp_path / "out" / f"long{ext}"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(__file__)),
                                                        os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.Popen([sys.executable, "-c", CTRL_C_SCRIPT, str(target)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=ctrl_c_default)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:

@@ -8,13 +8,15 @@ import time
 
 import pytest
 
+from tests.conftest import ctrl_c_default
 from vidgan.cli import _sigterm_raises, Terminated
 
 
 def _run_until_writing(cmd, folder, prefix, ready, sig=signal.SIGTERM, timeout=120):
     """Start `cmd`, wait until a temporary named prefix* in `folder` passes ready(path), send `sig`;
     -> (return code, stderr)."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=ctrl_c_default)
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and proc.poll() is None:
