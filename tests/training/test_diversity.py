@@ -6,8 +6,8 @@ import numpy as np
 import torch
 
 from vidgan.metrics.diversity import collapsed, diversity
-from vidgan.training.loop import Trainer
 from vidgan.training.config import TrainConfig
+from vidgan.training.loop import Trainer
 from vidgan.training.watch import collapse_advice, real_clips
 
 

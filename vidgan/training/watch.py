@@ -31,7 +31,7 @@ def collapse_advice(cfg: TrainConfig) -> str:
     if cfg.loss != "wgan-gp":
         tries.append(f"a larger r1_gamma (--set r1_gamma={10 * cfg.r1_gamma:g}, 10x this run's)" if cfg.r1_gamma > 0
                      else "R1 (--set r1_gamma=1)")
-    return ", ".join(tries[:-1]) + " or " + tries[-1] if len(tries) > 1 else tries[0]
+    return " or ".join(tries)
 
 
 class CollapseWatch:
