@@ -55,6 +55,21 @@ def test_a_collapsed_generator_is_said_once_and_logged(tmp_path, make_cfg, monke
     assert all(s["diversity"] < 1e-6 < s["diversity_real"] for s in stats)
 
 
+def test_a_resumed_run_counts_on_and_warns_once(tmp_path, make_cfg, monkeypatch):
+    """The watch's count rides in the checkpoint: one low grid before an interruption and one after are two in
+    a row (said at step 6), and a run that has said it does not say it again after the next resume."""
+    monkeypatch.setattr("vidgan.metrics.diversity.COLLAPSE_FROM", 4)
+    said = []
+    for steps in (4, 6, 8):                                        # three calls of vidgan train on one run
+        cfg = make_cfg(tmp_path / "run", steps=steps, sample_every=2, log_every=2, ckpt_every=2)
+        trainer = Trainer(cfg, log=said.append, hooks={"after_step": _collapse})
+        trainer.run()
+        trainer.close()
+    warnings = [m for m in said if "samples have collapsed" in m]
+    assert len(warnings) == 1 and "collapsed at step 6:" in warnings[0]
+    assert [s["step"] for s in _stats(tmp_path / "run")] == [2, 4, 6, 8]
+
+
 def test_one_low_grid_is_not_said(tmp_path, make_cfg, monkeypatch):
     """A generator collapsed at one judged grid (step 4) and recovered by the next (step 6) is a slow start."""
     monkeypatch.setattr("vidgan.metrics.diversity.COLLAPSE_FROM", 4)

@@ -124,6 +124,7 @@ class Trainer:
         if found is not None:
             path, st = found
             nets.load_training_state(st, path)
+            self.watch.load_state(st.get("collapse_watch"))
             self.resumed_from = str(path)
             self._last_saved = nets.step
             if self.main:
@@ -146,7 +147,8 @@ class Trainer:
             cfg = self.cfg
             meta = {"training": {"steps": nets.step, "kimg": nets.step * cfg.batch / 1000.0, "data": cfg.data,
                                  "batch": cfg.batch, "loss": cfg.loss, "seed": cfg.seed}}
-            path = save_checkpoint(self.run_dir, nets.step, nets.G_ema, nets.modules, nets.training_state(rngs),
+            state = dict(nets.training_state(rngs), collapse_watch=self.watch.state())
+            path = save_checkpoint(self.run_dir, nets.step, nets.G_ema, nets.modules, state,
                                    self.record.to_dict(), meta=meta, keep=cfg.keep)
         D.barrier(self.dist)
         self._last_saved = nets.step

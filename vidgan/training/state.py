@@ -6,7 +6,8 @@ Layout of one checkpoint (RUN_DIR/checkpoints/step-XXXXXXXX/):
     generator.safetensors  the EMA generator (vidgan.checkpoint.save_model)     } vidgan.load(RUN_DIR)
     G.safetensors, Df.safetensors, Dc.safetensors   the trained modules (vidgan.checkpoint.save_modules)
     state.pt               optimiser states, step, RNG states of every rank, data position, learning-rate
-                           scale, augmentation p (tensors/numbers/lists/dicts only: torch.load(weights_only=True))
+                           scale, augmentation p, the collapse watch's count (tensors/numbers/lists/dicts
+                           only: torch.load(weights_only=True))
     train.json             the TrainConfig of the run
 
 A checkpoint is written into a hidden temporary folder beside it and renamed into place

@@ -5,7 +5,7 @@ data's diversity figure). `CollapseWatch` turns each sample grid into its divers
 once, when the grids have collapsed to near-identical clips (vidgan.metrics.diversity), with advice
 taken from the run's own settings.
 """
-from typing import Callable, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -43,6 +43,16 @@ class CollapseWatch:
         self.cfg, self.dataset = cfg, dataset
         self.real: Optional[float] = None
         self.low_grids, self.said = 0, False
+
+    def state(self) -> Dict[str, Any]:
+        """What a checkpoint keeps of the watch (the grids up to its step), so that a resumed run goes on
+        counting low grids and still warns once per run."""
+        return {"low_grids": self.low_grids, "said": self.said}
+
+    def load_state(self, st: Optional[Dict[str, Any]]) -> None:
+        """The watch as a checkpoint's state.pt left it (none in checkpoints that predate it: a fresh count)."""
+        if st:
+            self.low_grids, self.said = int(st["low_grids"]), bool(st["said"])
 
     def check(self, step: int, clips: np.ndarray, say: Callable[[str], None]) -> Tuple[float, float]:
         """The grid's diversity and the data's; `say` gets the warning."""
