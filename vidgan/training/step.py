@@ -131,7 +131,8 @@ class Networks:
         self.step = snap["step"]
 
     def training_state(self, rngs: list) -> Dict[str, Any]:
-        """What state.pt holds besides the weights (tensors, numbers, lists and dicts only)."""
+        """The networks' part of state.pt besides the weights; the loop adds the collapse watch's count (tensors,
+        numbers, lists and dicts only)."""
         cfg = self.cfg
         return {"step": self.step, "clips_seen": self.step * cfg.batch,
                 "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(), "rng": rngs,
