@@ -24,6 +24,10 @@ classes) and prints:
   two_regions  share of frames with two such regions: two digits apart.
   more_regions share of frames with three or more: a digit broken into pieces (a few real digits are
              drawn in two strokes, so the data scores above 0 here too).
+  kinds      how many digits the clips show, as the effective number (exp of the entropy) of the digit
+             the classifier is surest of in each frame: near 10 on the data, near 1 to 2 when the clips
+             of a model share one glyph at different places (which pixel diversity does not see).
+  top_digit  that most common surest digit and its share of the frames.
 
 With several --checkpoint, "models" maps each to its figures (one classifier judges them all);
 with one (or none: the embedded model), "model" holds them.
@@ -145,9 +149,18 @@ def regions(clips: torch.Tensor, threshold: float = 0.5, min_pixels: int = 5) ->
             "more_regions": round(float((counts > 2).mean()), 3)}
 
 
+def digit_kinds(surest: torch.Tensor) -> dict:
+    """surest int [...] (the digit read with most confidence in each frame) -> {"kinds": exp of the entropy of
+    their histogram, "top_digit": [the most common digit, its share]}."""
+    share = torch.bincount(surest.reshape(-1), minlength=10).double() / surest.numel()
+    entropy = -(share[share > 0] * share[share > 0].log()).sum()
+    return {"kinds": round(entropy.exp().item(), 2), "top_digit": [int(share.argmax()), round(share.max().item(), 3)]}
+
+
 def figures(net, clips: torch.Tensor) -> dict:
     """Every figure of the module docstring for clips float [N, T, H, W, C] in [0, 1]."""
-    return dict(stability(*read_digits(net, clips)), **regions(clips))
+    surest = logits(net, clips.mean(dim=-1).reshape(-1, 1, *clips.shape[2:4])).argmax(dim=1)
+    return dict(stability(*read_digits(net, clips)), **regions(clips), **digit_kinds(surest))
 
 
 def parse_args(argv=None):

@@ -129,6 +129,13 @@ def test_regions_count_the_bright_blobs_of_each_frame(digit_check):
     assert digit_check.regions(clips, threshold=0.3)["one_region"] == 0.6
 
 
+def test_digit_kinds_is_the_effective_number_of_surest_digits(digit_check):
+    assert digit_check.digit_kinds(torch.arange(10).repeat(3)) == {"kinds": 10.0, "top_digit": [0, 0.1]}
+    assert digit_check.digit_kinds(torch.full((2, 8), 8)) == {"kinds": 1.0, "top_digit": [8, 1.0]}
+    half = digit_check.digit_kinds(torch.tensor([[0, 8], [8, 8]]))          # 8 in 3 frames of 4, 0 in one
+    assert half["top_digit"] == [8, 0.75] and half["kinds"] == round(1 / (0.75 ** 0.75 * 0.25 ** 0.25), 2)
+
+
 def test_digit_check_runs_on_a_model_and_refuses_bad_counts(digit_check, tmp_path, capsys):
     from vidgan.data import make_moving_mnist
 
@@ -144,6 +151,8 @@ def test_digit_check_runs_on_a_model_and_refuses_bad_counts(digit_check, tmp_pat
         assert out[who]["stable_legible"] is None or 1 / 4 <= out[who]["stable_legible"] <= 1
         shares = [out[who][k] for k in ("one_region", "two_regions", "more_regions")]
         assert all(0 <= x <= 1 for x in shares) and sum(shares) <= 1 + 1e-6
+        assert 1 <= out[who]["kinds"] <= 10 and out[who]["top_digit"][0] in range(10)
+        assert 1 / 10 <= out[who]["top_digit"][1] <= 1
     # Several checkpoints: one classifier judges each (the same weights in two folders: the same figures).
     import shutil
 
