@@ -45,21 +45,6 @@ def test_frame_sampling_uses_the_global_rng_and_explicit_indices():
     assert torch.allclose(Df(x, frame_index=idx), Df(x, frame_index=swapped), atol=1e-5)
 
 
-def test_frame_d_pack_judges_frames_of_different_clips_together():
-    _, Df, _ = models(frame_d_pack=2, mbstd_group=1)     # group 1: no statistic across packs
-    x, idx = torch.randn(4, 3, 4, 32, 32), torch.tensor([[0, 2]] * 4)
-    logits = Df(x, frame_index=idx)
-    assert logits.shape == (4, 1) and torch.equal(logits[:2], logits[2:])      # clips j and j + 2: one pack
-    y = x.clone()
-    y[2] = torch.randn(3, 4, 32, 32)                    # another clip in the pack of clip 0 changes its logit
-    changed = Df(y, frame_index=idx)
-    assert not torch.allclose(changed[0], logits[0]) and torch.equal(changed[1], logits[1])
-    # An odd batch packs what divides it (here nothing) and fills the missing channels with zeros.
-    assert Df(torch.randn(3, 3, 4, 32, 32)).shape == (3, 1)
-    with pytest.raises(InputError, match="frame_d_pack must be at least 1"):
-        tiny_config(frame_d_pack=0)
-
-
 def test_clip_discriminator_sees_frame_order():
     _, _, Dc = models()
     x = torch.randn(2, 3, 4, 32, 32)

@@ -70,8 +70,6 @@ class ModelConfig:
     d_channel_base: int = _field(1024, most=MAX_CHANNELS * 256)
     d_channel_max: int = _field(64, most=MAX_CHANNELS)
     mbstd_group: int = _field(4, most=1024)
-    frame_d_pack: int = _field(1, most=16)    # frames of P different clips judged together, stacked on channels
-                                              # (as in PacGAN), so clips that share one glyph are easy to tell
     # Clip discriminator ((2+1)D over the whole clip, with frame differences as extra input).
     clip_channel_base: int = _field(512, most=MAX_CHANNELS * 256)
     clip_channel_max: int = _field(64, most=MAX_CHANNELS)
@@ -156,7 +154,7 @@ class ModelConfig:
                              f"got {self.motion_interp!r}.")
         for name in ("z_dim", "w_dim", "mapping_layers", "motion_dim", "motion_code_dim", "motion_spacing",
                      "time_features", "channel_base", "channel_max", "frame_d_frames", "d_channel_base",
-                     "d_channel_max", "mbstd_group", "frame_d_pack", "clip_channel_base", "clip_channel_max"):
+                     "d_channel_max", "mbstd_group", "clip_channel_base", "clip_channel_max"):
             if getattr(self, name) < 1:
                 raise InputError(f"model config {name} must be at least 1, got {getattr(self, name)}.")
         if self.clip_input_div not in (1, 2, 4):

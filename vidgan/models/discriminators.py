@@ -38,8 +38,6 @@ class FrameDiscriminator(nn.Module):
 
     Frames are drawn without replacement, per clip, with the global (CPU) torch RNG, unless
     `frame_index` [N, k] is given. Each frame gets a logit; the clip's logit is their mean: [N, 1].
-    With cfg.frame_d_pack P > 1, frame i of clips j, j + N/P, ... (P clips) is judged as one input of
-    P*C channels and the P clips share its logit (P: the largest divisor of N up to frame_d_pack).
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -47,7 +45,7 @@ class FrameDiscriminator(nn.Module):
         self.cfg = cfg
         r = cfg.resolution
         clamp = cfg.conv_clamp
-        self.from_rgb = EqualConv2d(cfg.channels * cfg.frame_d_pack, cfg.d_width(r), 1, act="lrelu", clamp=clamp)
+        self.from_rgb = EqualConv2d(cfg.channels, cfg.d_width(r), 1, act="lrelu", clamp=clamp)
         self.blocks = nn.ModuleList([DownBlock2d(cfg.d_width(2 ** k), cfg.d_width(2 ** (k - 1)), clamp=clamp)
                                      for k in range(int(math.log2(r)), 2, -1)])
         c4 = cfg.d_width(4)
@@ -60,25 +58,17 @@ class FrameDiscriminator(nn.Module):
         """[N, k] frame indices, distinct within each clip, from the global CPU RNG."""
         return distinct_frames(n, t, self.cfg.frame_d_frames)
 
-    def pack(self, n: int) -> int:
-        """Clips judged together: the largest divisor of n not above cfg.frame_d_pack."""
-        return max(d for d in range(1, min(self.cfg.frame_d_pack, n) + 1) if n % d == 0)
-
     def forward(self, video: torch.Tensor, frame_index: Optional[torch.Tensor] = None) -> torch.Tensor:
         _check_video(video, self.cfg, type(self).__name__)
-        n, c, t = video.shape[:3]
+        n, _, t = video.shape[:3]
         idx = self.sample_frames(n, t) if frame_index is None else frame_index.long().cpu()
-        k, p = idx.shape[1], self.pack(n)
-        x = gather_frames(video, idx)                                     # [N*k, C, H, W]
-        if self.cfg.frame_d_pack > 1:         # clips j, j + N/P, ...: [N/P*k, P*C, H, W], zeros fill a short pack
-            x = x.reshape(p, n // p * k, c, *x.shape[2:]).transpose(0, 1).reshape(n // p * k, p * c, *x.shape[2:])
-            x = torch.cat([x, x.new_zeros(x.shape[0], (self.cfg.frame_d_pack - p) * c, *x.shape[2:])], dim=1)
-        x = self.from_rgb(x)
+        k = idx.shape[1]
+        x = self.from_rgb(gather_frames(video, idx))                      # input [N*k, C, H, W]
         for block in self.blocks:
-            x = block(x)                                                  # [N/P*k, C, r, r]
-        x = self.conv(self.mbstd(x))                                      # [N/P*k, C4, 4, 4]
-        logits = self.out(self.fc(x.flatten(1)))                          # [N/P*k, 1]
-        return logits.reshape(n // p, k).mean(dim=1, keepdim=True).repeat(p, 1)   # [N, 1]: clip j + i*N/P gets pack j's
+            x = block(x)                                                  # [N*k, C, r, r]
+        x = self.conv(self.mbstd(x))                                      # [N*k, C4, 4, 4]
+        logits = self.out(self.fc(x.flatten(1)))                          # [N*k, 1]
+        return logits.reshape(n, k).mean(dim=1, keepdim=True)             # [N, 1]
 
 
 class ClipDiscriminator(nn.Module):
