@@ -100,14 +100,22 @@ def train_classifier(size=64, steps=1500, batch=64, seed=0, log=print):
     return net, round((pred[two] == y[two]).all(dim=1).float().mean().item(), 3)
 
 
+def frame_logits(net, clips: torch.Tensor) -> torch.Tensor:
+    """clips float [N, T, H, W, C] in [0, 1] -> the classifier's logits of every frame (grey), [N * T, 10]."""
+    return logits(net, clips.mean(dim=-1).reshape(-1, 1, *clips.shape[2:4]))
+
+
+def pairs_of(lg: torch.Tensor, n: int, t: int):
+    """Frame logits [N * T, 10] -> read_digits' (pairs, legible)."""
+    top = lg.topk(2, dim=1)
+    pairs = top.indices.sort(dim=1).values.reshape(n, t, 2)
+    return pairs, (top.values > 0).all(dim=1).reshape(n, t)           # logit > 0 <=> probability > 0.5
+
+
 def read_digits(net, clips: torch.Tensor):
     """clips float [N, T, H, W, C] in [0, 1] -> (the digit pair read in each frame, int [N, T, 2] (sorted),
     whether the frame is legible, bool [N, T]: the classifier gives both digits of its pair probability > 0.5)."""
-    n, t = clips.shape[:2]
-    x = clips.mean(dim=-1).reshape(n * t, 1, *clips.shape[2:4])
-    top = logits(net, x).topk(2, dim=1)
-    pairs = top.indices.sort(dim=1).values.reshape(n, t, 2)
-    return pairs, (top.values > 0).all(dim=1).reshape(n, t)           # logit > 0 <=> probability > 0.5
+    return pairs_of(frame_logits(net, clips), *clips.shape[:2])
 
 
 def _top_share(pairs) -> float:
@@ -153,14 +161,15 @@ def digit_kinds(surest: torch.Tensor) -> dict:
     """surest int [...] (the digit read with most confidence in each frame) -> {"kinds": exp of the entropy of
     their histogram, "top_digit": [the most common digit, its share]}."""
     share = torch.bincount(surest.reshape(-1), minlength=10).double() / surest.numel()
-    entropy = -(share[share > 0] * share[share > 0].log()).sum()
+    seen = share[share > 0]
+    entropy = -(seen * seen.log()).sum()
     return {"kinds": round(entropy.exp().item(), 2), "top_digit": [int(share.argmax()), round(share.max().item(), 3)]}
 
 
 def figures(net, clips: torch.Tensor) -> dict:
     """Every figure of the module docstring for clips float [N, T, H, W, C] in [0, 1]."""
-    surest = logits(net, clips.mean(dim=-1).reshape(-1, 1, *clips.shape[2:4])).argmax(dim=1)
-    return dict(stability(*read_digits(net, clips)), **regions(clips), **digit_kinds(surest))
+    lg = frame_logits(net, clips)                                     # one pass of the classifier for all
+    return dict(stability(*pairs_of(lg, *clips.shape[:2])), **regions(clips), **digit_kinds(lg.argmax(dim=1)))
 
 
 def parse_args(argv=None):
