@@ -75,10 +75,3 @@ def test_field_rules_are_declared_on_the_fields():
     g = ModelConfig.rule_fields("g")
     assert {"resolution", "z_dim", "motion", "channel_base", "motion_to_styles"} <= set(g)
     assert not {"frames", "d_channel_base", "clip_channel_max", "frame_d_frames"} & set(g)
-
-
-def test_content_info_is_at_most_the_content_code(tiny):
-    assert tiny(content_info=16).content_info == 16
-    for bad in (-1, 17):
-        with pytest.raises(InputError, match="content_info must be from 0 to z_dim \\(16\\)"):
-            tiny(content_info=bad)

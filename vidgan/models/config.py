@@ -70,10 +70,6 @@ class ModelConfig:
     d_channel_base: int = _field(1024, most=MAX_CHANNELS * 256)
     d_channel_max: int = _field(64, most=MAX_CHANNELS)
     mbstd_group: int = _field(4, most=1024)
-    content_info: int = _field(0, most=MAX_DIM)  # the frame D also regresses the first N numbers of each fake
-                                                 # clip's content code from its frames, and G is charged the
-                                                 # same error (InfoGAN's latent regression), so clips of other
-                                                 # codes must look different; 0 = off
     # Clip discriminator ((2+1)D over the whole clip, with frame differences as extra input).
     clip_channel_base: int = _field(512, most=MAX_CHANNELS * 256)
     clip_channel_max: int = _field(64, most=MAX_CHANNELS)
@@ -161,9 +157,6 @@ class ModelConfig:
                      "d_channel_max", "mbstd_group", "clip_channel_base", "clip_channel_max"):
             if getattr(self, name) < 1:
                 raise InputError(f"model config {name} must be at least 1, got {getattr(self, name)}.")
-        if not 0 <= self.content_info <= self.z_dim:
-            raise InputError(f"model config content_info must be from 0 to z_dim ({self.z_dim}), "
-                             f"got {self.content_info}.")
         if self.clip_input_div not in (1, 2, 4):
             raise InputError(f"model config clip_input_div must be 1, 2 or 4, got {self.clip_input_div}.")
         if self.frame_d_frames > self.frames:
