@@ -90,7 +90,8 @@ def _extensions():
         cpp_extension.CUDA_HOME = cuda_home
         if not os.environ.get("TORCH_CUDA_ARCH_LIST"):
             if torch.cuda.is_available():
-                archs = sorted({"%d.%d" % torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())})
+                archs = sorted({"%d.%d" % torch.cuda.get_device_capability(i)
+                                for i in range(torch.cuda.device_count())})
                 os.environ["TORCH_CUDA_ARCH_LIST"] = ";".join(archs)
             else:
                 os.environ["TORCH_CUDA_ARCH_LIST"] = DEFAULT_ARCHS

@@ -157,7 +157,8 @@ def composites(x, f1, b, gain_up, act="lrelu"):
     out = {TEXTBOOK: convt_bias_act}
     if act != "linear" or b is not None:  # else it is the textbook composite again
         out["conv_transpose2d(gain, bias folded) + act_"] = convt_folded_inplace
-    out.update({"separable conv_transpose2d x2 + act_": convt_separable, "zero-insert + conv2d + act_": zero_insert_conv,
+    out.update({"separable conv_transpose2d x2 + act_": convt_separable,
+                "zero-insert + conv2d + act_": zero_insert_conv,
                 "conv_transpose2d channels_last + act_": convt_channels_last, "reference (vidgan.ops.reference)": ref})
     return out
 
@@ -328,7 +329,8 @@ def tiny_section(args, device, dtype):
         label = "+bias" if bias else ""
         print(f"  {str(list(shape)) + ' ' + act + label:<16s} {res[('fwd', 'op')] * 1e6:8.1f} "
               f"{res[('fwd', bf)] * 1e6:10.1f} {res[('fwd', bf)] / res[('fwd', 'op')]:6.1f}x   "
-              f"{res[('fb', 'op')] * 1e6:8.1f} {res[('fb', bb)] * 1e6:10.1f} {res[('fb', bb)] / res[('fb', 'op')]:6.1f}x"
+              f"{res[('fb', 'op')] * 1e6:8.1f} {res[('fb', bb)] * 1e6:10.1f} "
+              f"{res[('fb', bb)] / res[('fb', 'op')]:6.1f}x"
               f"   {res[('fwd', 'direct')] * 1e6:40.1f}")
 
 

@@ -110,7 +110,8 @@ def main():
         fps = generator_fps(G, device, args.frames, chunk, args.repeats)
         print(f"generator alone, chunk {chunk:>2} frames: {fps:8.1f} frames/s")
     wall, imp = cold_command(args, args.repeats)
-    print(f"cold `vidgan generate --out clip.mp4` ({(G.meta or {}).get('frames', cfg.frames)} frames): {wall:.2f} s median of {args.repeats} "
+    print(f"cold `vidgan generate --out clip.mp4` ({(G.meta or {}).get('frames', cfg.frames)} frames): "
+          f"{wall:.2f} s median of {args.repeats} "
           f"(of which python start + `import vidgan.cli, torch`: {imp:.2f} s; load+render+encode: {wall - imp:.2f} s)")
     print(f"ratio cold command / 10 s floor: {wall / 10:.2f}")
 

@@ -5,7 +5,7 @@ or this working tree against the code of another git revision.
     python benchmarks/train_step.py --device cuda --batch 32 --steps 20
     python benchmarks/train_step.py --against 3a93221   # this tree vs that commit, the shipped model's config
     python benchmarks/train_step.py --against 3a93221 --compile   # ... and this tree with vidgan train --compile
-    python benchmarks/train_step.py --preset fast --variant model.frame_d_frames=4   # one setting's effect, side by side
+    python benchmarks/train_step.py --preset fast --variant model.frame_d_frames=4  # one setting's effect, side by side
 
 --against REV: the code at REV is checked out into a temporary git worktree and its extension built
 there (cached under the temp folder by commit); one child process per tree trains the embedded model's

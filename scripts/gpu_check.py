@@ -56,9 +56,11 @@ def versions():
     v = {"python": platform.python_version(), "torch": torch.__version__, "torch_cuda": torch.version.cuda,
          "cuda_available": torch.cuda.is_available(), "cpus": os.cpu_count(), "platform": platform.platform(),
          "gpu": sh(["nvidia-smi", "--query-gpu=name,compute_cap,driver_version,memory.total", "--format=csv,noheader"]),
-         "nvcc": (sh(["nvcc", "--version"]) or sh([os.path.join(cuda_home(), "bin", "nvcc"), "--version"])).splitlines()[-1:],
+         "nvcc": (sh(["nvcc", "--version"])
+                  or sh([os.path.join(cuda_home(), "bin", "nvcc"), "--version"])).splitlines()[-1:],
          "sanitizer": sanitizer() or None, "commit": sh(["git", "rev-parse", "HEAD"]) or None}
-    caps = sorted({c.strip() for c in sh(["nvidia-smi", "--query-gpu=compute_cap", "--format=csv,noheader"]).splitlines()
+    caps = sorted({c.strip()
+                   for c in sh(["nvidia-smi", "--query-gpu=compute_cap", "--format=csv,noheader"]).splitlines()
                    if c.strip()})
     if not caps and torch.cuda.is_available():
         caps = sorted({"%d.%d" % torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())})
@@ -91,7 +93,8 @@ def parse_train(text):
     out = {side: float(t) for side, t in re.findall(r"^\s+(ext|reference)\s*: ([\d.]+) s/step", text, re.M)}
     m = re.search(r"speed-up of the fused op: ([\d.]+)x", text)
     out["speedup"] = float(m.group(1)) if m else None
-    out["peak_mb"] = {side: float(mb) for side, mb in re.findall(r"^\s+(ext|reference)\s*:.*peak memory (\d+) MB", text, re.M)}
+    out["peak_mb"] = {side: float(mb)
+                      for side, mb in re.findall(r"^\s+(ext|reference)\s*:.*peak memory (\d+) MB", text, re.M)}
     return out
 
 
@@ -135,7 +138,8 @@ def parse_bench(text):
 # ----------------------------------------------------------------------------- benchmark child
 def bench_child(args):
     """Runs benchmarks/fused_upsample.py's main() per case and kernel in this one process; JSON lines to args.jsonl."""
-    spec = importlib.util.spec_from_file_location("vidgan_bench_fu", os.path.join(ROOT, "benchmarks", "fused_upsample.py"))
+    spec = importlib.util.spec_from_file_location("vidgan_bench_fu",
+                                                  os.path.join(ROOT, "benchmarks", "fused_upsample.py"))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     for case in args.cases:
@@ -184,15 +188,17 @@ def steps(out, data, v, dry=False):
     v2 = {"VIDGAN_CUDA_KERNEL": "v2"}
     ext_probe = ("import json, vidgan.ops as o, vidgan.ops._ext as e; "
                  "print(json.dumps({'has_cuda': e.has_cuda(), 'backend': o.backend('cuda'), 'error': e.ERROR}))")
-    cases = [f"{HEADLINE}:{d}:21" for d in ("float32", "float16", "bfloat16")] + [f"{s}:float32:11" for s in MODEL + SKIPS]
+    cases = ([f"{HEADLINE}:{d}:21" for d in ("float32", "float16", "bfloat16")]
+             + [f"{s}:float32:11" for s in MODEL + SKIPS])
     san = sanitizer() or ("compute-sanitizer" if dry else "")
     # (name, argv, extra env, timeout s, parser)
     return [
         ("build", [PY, "-m", "pip", "install", "--no-build-isolation", "--no-deps", "-e", "."], env_build, 300, None),
         ("ext", [PY, "-c", ext_probe], {}, 60, lambda t: json.loads(t.strip().splitlines()[-1])),
-        ("tests_v1", [PY, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider", "tests"], {"VIDGAN_CUDA_KERNEL": ""},
-         150, parse_pytest),
-        ("tests_v2", [PY, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider", "tests"], v2, 150, parse_pytest),
+        ("tests_v1", [PY, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider", "tests"],
+         {"VIDGAN_CUDA_KERNEL": ""}, 150, parse_pytest),
+        ("tests_v2", [PY, "-m", "pytest", "-q", "-m", "cuda", "-p", "no:cacheprovider", "tests"], v2, 150,
+         parse_pytest),
         ("bench", [PY, os.path.abspath(__file__), "--bench-child", os.path.join(out, "bench.jsonl"), "--cases", *cases],
          {}, 180, None),
         ("memcheck_v2", [san, "--tool", "memcheck", "--leak-check", "no", "--print-limit", "50", PY, "-m", "pytest",
@@ -202,7 +208,8 @@ def steps(out, data, v, dry=False):
                       "--no-memory"], v2, 120, parse_train),
         ("generate_v2", [PY, "-m", "vidgan", "generate", "--device", "cuda", "--overwrite", "--out",
                          os.path.join(out, "generate_v2_frames")], v2, 60, None),
-        ("generate_bench", [PY, "benchmarks/generate.py", "--device", "cuda", "--repeats", "1"], {}, 90, parse_generate),
+        ("generate_bench", [PY, "benchmarks/generate.py", "--device", "cuda", "--repeats", "1"], {}, 90,
+         parse_generate),
         ("generate_compile", [PY, "benchmarks/generate.py", "--device", "cuda", "--compile", "--frames", "256",
                               "--repeats", "3"], {}, 120, parse_compile),
         ("train_v1", [PY, "benchmarks/train_step.py", "--device", "cuda", "--batch", "32", "--data", data],
@@ -279,7 +286,8 @@ def write_report(out, meta, recs, rows):
             bf, bb = f.get("best_fwd") or {}, f.get("best_fwdbwd") or {}
             cf = f["fwd"].get(bf.get("name"), "")
             cb = f["fwdbwd"].get(bb.get("name"), "")
-            md.append(f"| [{r['shape']}] | {r['dtype']} | {r['kernel']} | {f['fwd'].get('op', r['error'] or '')} | {cf} "
+            md.append(f"| [{r['shape']}] | {r['dtype']} | {r['kernel']} "
+                      f"| {f['fwd'].get('op', r['error'] or '')} | {cf} "
                       f"| {bf.get('composite_over_op', '')} | {f['fwdbwd'].get('op', '')} | {cb} "
                       f"| {bb.get('composite_over_op', '')} | {f.get('op_fwd_gbs')} | {f.get('copy_gbs')} "
                       f"| {f.get('peak_gbs')} |")
@@ -313,7 +321,8 @@ def main(argv=None):
     v = versions()
     print(f"python {v['python']} | torch {v['torch']} (CUDA {v['torch_cuda']}) | nvcc {' '.join(v['nvcc'])} | "
           f"GPU {v['gpu'] or 'none visible'} | arch list {v['arch_list']} | sanitizer {v['sanitizer']}", flush=True)
-    meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "versions": v, "dry_run": args.dry_run, "budget_s": args.budget}
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "versions": v, "dry_run": args.dry_run,
+            "budget_s": args.budget}
     data = make_frames(tempfile.mkdtemp(prefix="vidgan-gpucheck-frames-"))
     print(f"synthetic training frames: {data}", flush=True)
     recs = []
@@ -326,8 +335,8 @@ def main(argv=None):
         jsonl = os.path.join(out, "bench.jsonl")
         if os.path.exists(jsonl):
             os.remove(jsonl)
-        rc = subprocess.run([PY, os.path.abspath(__file__), "--bench-child", jsonl, "--device", "cpu", "--kernels", "v1",
-                             "--cases", "1,4,8,8:float32:1"], cwd=ROOT, timeout=300).returncode
+        rc = subprocess.run([PY, os.path.abspath(__file__), "--bench-child", jsonl, "--device", "cpu",
+                             "--kernels", "v1", "--cases", "1,4,8,8:float32:1"], cwd=ROOT, timeout=300).returncode
         rows = bench_rows(jsonl)
         print(f"dry-run bench child: rc={rc}, parsed figures: {rows[0]['figures'] if rows else None}", flush=True)
         write_report(out, meta, recs, rows)

@@ -252,7 +252,8 @@ def test_v2_second_order_matches_cpu(v2):
         (g,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
         return torch.autograd.grad(g.square().sum(), (x, b))
 
-    for g, r in zip(penalty(x.cuda(), b.cuda().requires_grad_(True)), penalty(x.clone(), b.clone().requires_grad_(True))):
+    for g, r in zip(penalty(x.cuda(), b.cuda().requires_grad_(True)),
+                    penalty(x.clone(), b.clone().requires_grad_(True))):
         assert close(g, r, 1e-4)
 
 

@@ -77,7 +77,8 @@ def test_levels_agree_within_float_tolerance():
 
 
 def test_unknown_or_unsupported_level_runs_the_best_with_one_warning():
-    code = "import warnings; warnings.simplefilter('always'); import json, vidgan.ops as o; print(json.dumps(o.cpu_level()))"
+    code = ("import warnings; warnings.simplefilter('always'); "
+            "import json, vidgan.ops as o; print(json.dumps(o.cpu_level()))")
     for value in ("sse9", "avx512") if "avx512" not in LEVELS else ("sse9",):
         proc = run_at(value, code=code)
         assert proc.returncode == 0, proc.stderr

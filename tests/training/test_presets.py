@@ -12,7 +12,8 @@ SHIPPED = os.path.join(os.path.dirname(__file__), "..", "..", "vidgan", "assets"
 def test_the_plain_defaults_are_the_default_preset(tmp_path):
     assert set(list_presets()) == {"default", "fast", "mmnist64"}
     assert resolve_config(str(tmp_path / "run"), "default") == resolve_config(str(tmp_path / "run"))
-    assert resolve_config(str(tmp_path / "run")).to_dict() == dict(TrainConfig().to_dict(), run_dir=str(tmp_path / "run"))
+    assert resolve_config(str(tmp_path / "run")).to_dict() == dict(TrainConfig().to_dict(),
+                                                                   run_dir=str(tmp_path / "run"))
 
 
 def test_mmnist64_reproduces_the_shipped_models_recipe(tmp_path):

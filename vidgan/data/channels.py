@@ -6,8 +6,9 @@ is grey when R = G = B exactly at every pixel of its probe frames:
   - a .vidpack built by this version (`vidgan data pack`, `vidgan data moving-mnist --out X.vidpack`)
     records "channels" in its index, from a check of every frame it stores: that value is used as is;
   - otherwise up to PROBE_VIDEOS videos spread evenly over every video indexed (first, last and evenly
-    between, in the set's order; too-short ones included) are probed: the first, middle and last frame of a frame folder or an
-    older pack's video, or PROBE_FRAMES consecutive frames from the middle of a video file (one decode).
+    between, in the set's order; too-short ones included) are probed: the first, middle and last frame
+    of a frame folder or an older pack's video, or PROBE_FRAMES consecutive frames from the middle of a
+    video file (one decode).
     A probe frame that does not decode is left out; with nothing decoded the source counts as colour.
 
 The rule depends only on the files (not on frames, stride, seed or mode), so every dataset built over

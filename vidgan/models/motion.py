@@ -36,7 +36,8 @@ def _check_noise(motion, noise: torch.Tensor, times: torch.Tensor, min_steps: in
     if noise.ndim != 3 or noise.shape[2] != motion.noise_dim or noise.shape[1] < min_steps:
         raise InputError(f"{shape} (from G.sample_motion), got {tuple(noise.shape)}.")
     if not motion.covers(noise, times):
-        raise InputError(f"the motion noise covers frame times {covered.format(span=motion.span(noise))}, but times {float(times.min()):g} to "
+        raise InputError(f"the motion noise covers frame times {covered.format(span=motion.span(noise))}, "
+                         f"but times {float(times.min()):g} to "
                          f"{float(times.max()):g} were asked for; draw it with G.sample_motion(n, frames) for "
                          "enough frames.")
 

@@ -290,7 +290,8 @@ class Trainer:
                         values = self._train_step(loader)
                         if cfg.compile and not compile_said and not self.nets.eager_d(self.step):
                             compile_said = True
-                            rep.write(f"torch.compile: the first compiled step took {time.perf_counter() - t_step:.1f} s, "
+                            rep.write("torch.compile: the first compiled step took "
+                                      f"{time.perf_counter() - t_step:.1f} s, "
                                       "compilation included (steps with R1 run uncompiled)")
                     except VidganError:
                         # Bad data found while fetching the step's clips, before any update: keep the
