@@ -75,10 +75,3 @@ def test_field_rules_are_declared_on_the_fields():
     g = ModelConfig.rule_fields("g")
     assert {"resolution", "z_dim", "motion", "channel_base", "motion_to_styles"} <= set(g)
     assert not {"frames", "d_channel_base", "clip_channel_max", "frame_d_frames"} & set(g)
-
-
-def test_content_classes_are_off_or_two_to_half_the_content_code(tiny):
-    assert tiny(content_classes=8).content_classes == 8
-    for bad in (-1, 1, 9):
-        with pytest.raises(InputError, match=r"content_classes must be 0 \(off\) or from 2 to half of z_dim \(8\)"):
-            tiny(content_classes=bad)

@@ -73,18 +73,3 @@ def test_gradients_reach_every_parameter_including_r1_double_backward(motion):
             if name.endswith("weight"):
                 assert p.grad is not None and torch.count_nonzero(p.grad) > 0, name
 
-
-
-def test_class_guesses_come_per_judged_frame_and_only_when_switched_on():
-    _, Df, _ = models(content_classes=5)
-    x = torch.randn(3, 3, 4, 32, 32)
-    idx = torch.tensor([[0, 1], [2, 3], [1, 2]])
-    logits, guess = Df(x, frame_index=idx, with_info=True)
-    assert logits.shape == (3, 1) and guess.shape == (3, 2, 5)
-    assert torch.equal(logits, Df(x, frame_index=idx))                   # the guess does not change the logit
-    _, guess1 = Df(x[:, :, 2:3].expand(-1, -1, 2, -1, -1), frame_index=torch.tensor([[0, 1]] * 3), with_info=True)
-    assert torch.allclose(guess1[0, 0], guess1[0, 1])                    # one guess per frame, from that frame
-    _, plain, _ = models()
-    assert plain.info is None
-    with pytest.raises(InputError, match="content_classes is 0"):
-        plain(x, with_info=True)

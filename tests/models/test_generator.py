@@ -177,17 +177,3 @@ def test_motion_to_styles_off_keeps_motion_at_the_input_only():
     assert torch.equal(w, w[:, :1].expand_as(w))  # styles constant over time: content only
     assert not torch.allclose(video, video2)      # yet other motion noise still moves the frames
     assert sum(p.numel() for p in G.parameters()) < sum(p.numel() for p in build().parameters())
-
-
-def test_content_classes_replace_the_codes_last_numbers_with_a_uniform_one_hot():
-    plain, classed = build(), build(content_classes=4)
-    z0, z = plain.sample_content(4000, generator=gen(3)), classed.sample_content(4000, generator=gen(3))
-    assert torch.equal(z[:, :12], z0[:, :12])                     # the normal numbers are drawn as before
-    c = classed.content_class(z)
-    assert torch.equal(z[:, 12:], torch.nn.functional.one_hot(c, 4).float() * 12 ** 0.5)
-    counts = torch.bincount(c, minlength=4)
-    assert counts.min() > 900 and counts.max() < 1100             # uniform: 1,000 each, std about 27
-    share = (z[:, 12:].square().sum(1) / z.square().sum(1)).mean()  # the class: half of z's squared length
-    assert 0.45 < float(share) < 0.55
-    with pytest.raises(InputError, match="needs model.content_classes > 0"):
-        plain.content_class(z0)

@@ -28,7 +28,7 @@ def test_mmnist64_reproduces_the_shipped_models_recipe(tmp_path):
     newer = {k: last.pop(k) for k in list(last) if k not in shipped}          # fields added since: at their off values
     assert newer == {"d_warmup": 0, "init_from": None, "compile": False}
     newer_model = {k: last["model"].pop(k) for k in list(last["model"]) if k not in shipped["model"]}
-    assert newer_model == {"channels": 3, "content_classes": 0}          # the shipped model is RGB (the preset says so)
+    assert newer_model == {"channels": 3}                     # the shipped model is RGB (the preset says so)
     assert last == {k: v for k, v in shipped.items() if k not in ("run_dir", "data")}
     # Its phases are the shipped run's: frame times 0.. on 8-frame clips, then random starts, then 16 frames.
     ends = [p["until"] for p in meta["training"]["phases"]]                 # [36533, 53816, None]

@@ -14,14 +14,14 @@ def _recorded_run(tmp_path, make_cfg, monkeypatch, **fields):
     trainer = Trainer(make_cfg(tmp_path / "run", sample_every=0, ckpt_every=0, **fields), log=quiet)
     rendered, judged, fake = [], [], trainer.nets.fake
 
-    def recording_fake(n, z=None):
-        out = fake(n, z)
+    def recording_fake(n):
+        out = fake(n)
         rendered.append(out)
         return out
 
-    def recording_objective(cfg, discs, fake_clips, acc, autocast, content=None):
+    def recording_objective(cfg, discs, fake_clips, acc, autocast):
         judged.append(fake_clips)
-        return objective(cfg, discs, fake_clips, acc, autocast, content)
+        return objective(cfg, discs, fake_clips, acc, autocast)
 
     objective = step_module.generator_objective
     monkeypatch.setattr(trainer.nets, "fake", recording_fake)

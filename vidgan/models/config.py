@@ -48,10 +48,6 @@ class ModelConfig:
     mapping_layers: int = _field(2, g=True, most=16)
     mapping_lr_mul: float = _field(0.01, g=True)
     w_avg_beta: float = 0.995                 # EMA of w_c tracked in training mode (for truncation)
-    content_classes: int = _field(0, g=True, most=MAX_DIM)  # K > 0: the last K numbers of z_c are a one-hot
-                                            # class (InfoGAN's categorical code) that the frame D must read back
-                                            # from each fake frame, and G is charged when it cannot, so the K
-                                            # classes must look different; 0 = off
     # Motion: noise -> per-frame motion codes [N, T, motion_code_dim].
     motion: str = _field("continuous", g=True)  # "continuous" (time grid + periodic features, any length and
                                                 # frame rate) or "gru" (MoCoGAN-like recurrent baseline)
@@ -161,9 +157,6 @@ class ModelConfig:
                      "d_channel_max", "mbstd_group", "clip_channel_base", "clip_channel_max"):
             if getattr(self, name) < 1:
                 raise InputError(f"model config {name} must be at least 1, got {getattr(self, name)}.")
-        if self.content_classes == 1 or not 0 <= self.content_classes <= self.z_dim // 2:
-            raise InputError(f"model config content_classes must be 0 (off) or from 2 to half of z_dim "
-                             f"({self.z_dim // 2}), got {self.content_classes}.")
         if self.clip_input_div not in (1, 2, 4):
             raise InputError(f"model config clip_input_div must be 1, 2 or 4, got {self.clip_input_div}.")
         if self.frame_d_frames > self.frames:

@@ -38,9 +38,6 @@ class FrameDiscriminator(nn.Module):
 
     Frames are drawn without replacement, per clip, with the global (CPU) torch RNG, unless
     `frame_index` [N, k] is given. Each frame gets a logit; the clip's logit is their mean: [N, 1].
-    With cfg.content_classes = K > 0 and `with_info`, it also returns each judged frame's guess of its clip's
-    content class, from a head of its own (one hidden layer) on the last 4x4 features: (logits [N, 1], class
-    logits [N, k, K]).
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -56,17 +53,13 @@ class FrameDiscriminator(nn.Module):
         self.conv = EqualConv2d(c4 + 1, c4, 3, act="lrelu", clamp=clamp)
         self.fc = EqualLinear(c4 * 16, c4, act="lrelu")
         self.out = EqualLinear(c4, 1)
-        k = cfg.content_classes
-        self.info = nn.Sequential(EqualLinear(c4 * 16, c4, act="lrelu"), EqualLinear(c4, k)) if k else None
 
     def sample_frames(self, n: int, t: int) -> torch.Tensor:
         """[N, k] frame indices, distinct within each clip, from the global CPU RNG."""
         return distinct_frames(n, t, self.cfg.frame_d_frames)
 
-    def forward(self, video: torch.Tensor, frame_index: Optional[torch.Tensor] = None, with_info: bool = False):
+    def forward(self, video: torch.Tensor, frame_index: Optional[torch.Tensor] = None) -> torch.Tensor:
         _check_video(video, self.cfg, type(self).__name__)
-        if with_info and self.info is None:
-            raise InputError("FrameDiscriminator was asked for content classes, but model.content_classes is 0.")
         n, _, t = video.shape[:3]
         idx = self.sample_frames(n, t) if frame_index is None else frame_index.long().cpu()
         k = idx.shape[1]
@@ -74,8 +67,8 @@ class FrameDiscriminator(nn.Module):
         for block in self.blocks:
             x = block(x)                                                  # [N*k, C, r, r]
         x = self.conv(self.mbstd(x))                                      # [N*k, C4, 4, 4]
-        logits = self.out(self.fc(x.flatten(1))).reshape(n, k).mean(dim=1, keepdim=True)     # [N, 1]
-        return (logits, self.info(x.flatten(1)).reshape(n, k, -1)) if with_info else logits
+        logits = self.out(self.fc(x.flatten(1)))                          # [N*k, 1]
+        return logits.reshape(n, k).mean(dim=1, keepdim=True)             # [N, 1]
 
 
 class ClipDiscriminator(nn.Module):

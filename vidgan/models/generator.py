@@ -68,22 +68,9 @@ class TemporalGenerator(nn.Module):
 
     def sample_content(self, n: int, generator: Optional[torch.Generator] = None, device=None) -> torch.Tensor:
         """z_content [n, Z] ~ N(0, I), drawn on the generator's device (CPU by default), returned on device
-        (default: the model's device). With cfg.content_classes = K > 0, its last K numbers are then replaced by
-        a one-hot class drawn uniformly (drawn after the normal numbers, so those stay as they were), its one
-        at sqrt(Z - K): after the mapping network's normalisation the class is half of z's length."""
+        (default: the model's device)."""
         src = generator.device if generator is not None else torch.device("cpu")
-        z = torch.randn(n, self.cfg.z_dim, generator=generator, device=src)
-        k = self.cfg.content_classes
-        if k:
-            c = torch.randint(0, k, (n,), generator=generator, device=src)
-            z[:, -k:] = torch.nn.functional.one_hot(c, k).to(z.dtype) * math.sqrt(self.cfg.z_dim - k)
-        return z.to(self._device(device))
-
-    def content_class(self, z_content: torch.Tensor) -> torch.Tensor:
-        """The class [N] (int64) of content codes [N, Z] drawn with cfg.content_classes = K > 0."""
-        if not self.cfg.content_classes:
-            raise InputError("content_class needs model.content_classes > 0; this model has no content classes.")
-        return z_content[:, -self.cfg.content_classes:].argmax(dim=1)
+        return torch.randn(n, self.cfg.z_dim, generator=generator, device=src).to(self._device(device))
 
     def sample_motion(self, n: int, frames: Optional[int] = None, generator: Optional[torch.Generator] = None,
                       device=None, fps_scale: float = 1.0) -> torch.Tensor:

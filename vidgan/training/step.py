@@ -194,14 +194,9 @@ class Networks:
             return 0                                               # draws nothing: the RNG stream is unchanged
         return int(torch.randint(0, int(self.cfg.time_offset) + 1, (1,)).item())
 
-    def _classes(self, z: torch.Tensor) -> Optional[torch.Tensor]:
-        """The content classes [n] of codes z [n, Z] (None without model.content_classes)."""
-        return self.G.content_class(z) if self.cfg.model.content_classes else None
-
-    def fake(self, n: int, z: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """n fake clips [n, 3, T, H, W] of G, starting at this step's frame time, of content codes z [n, Z]
-        (drawn here when None)."""
-        z = self.G.sample_content(n, device=self.device) if z is None else z
+    def fake(self, n: int) -> torch.Tensor:
+        """n fake clips [n, 3, T, H, W] of G, starting at this step's frame time."""
+        z = self.G.sample_content(n, device=self.device)                   # [n, Z]
         start = self._clip_start()
         frames = self.G.cfg.frames
         m = self.G.sample_motion(n, frames + start, device=self.device)   # [n, K, E] covering start..end
@@ -257,14 +252,12 @@ class Networks:
         d_total = 0
         for real in reals:
             real = real.to(self.device, non_blocking=True)                    # [n, 3, T, H, W]
-            z = self.G.sample_content(real.shape[0], device=self.device)      # [n, Z]
             with torch.no_grad(), _phase("D: G forward (fakes)"):
-                fake = self.fake(real.shape[0], z)
+                fake = self.fake(real.shape[0])
             real_a = self.augment(real).detach().requires_grad_(do_r1)
             fake_a = self.augment(fake)
             with _phase("D: forward" + (" + R1" if do_r1 else "")):
-                loss = discriminator_objective(cfg, self.discs, real_a, fake_a, do_r1, acc, self.autocast,
-                                               self._classes(z))
+                loss = discriminator_objective(cfg, self.discs, real_a, fake_a, do_r1, acc, self.autocast)
             if inject:
                 loss = loss * float("nan")
             with _phase("D: backward" + (" + R1" if do_r1 else "")):
@@ -286,11 +279,10 @@ class Networks:
         self.opt_G.zero_grad(set_to_none=True)
         g_total = 0
         for _ in range(accum):
-            z = self.G.sample_content(self.micro, device=self.device)          # [n, Z]
             with _phase("G: G forward"):
-                fake = self.augment(self.fake(self.micro, z))
+                fake = self.augment(self.fake(self.micro))
             with _phase("G: D forward"):
-                loss = generator_objective(cfg, self.discs, fake, acc, self.autocast, self._classes(z))
+                loss = generator_objective(cfg, self.discs, fake, acc, self.autocast)
             with _phase("G: backward"):
                 (loss / accum).backward()
             g_total = g_total + loss.detach() / accum
