@@ -37,9 +37,8 @@ def _check_noise(motion, noise: torch.Tensor, times: torch.Tensor, min_steps: in
         raise InputError(f"{shape} (from G.sample_motion), got {tuple(noise.shape)}.")
     if not motion.covers(noise, times):
         raise InputError(f"the motion noise covers frame times {covered.format(span=motion.span(noise))}, "
-                         f"but times {float(times.min()):g} to "
-                         f"{float(times.max()):g} were asked for; draw it with G.sample_motion(n, frames) for "
-                         "enough frames.")
+                         f"but times {float(times.min()):g} to {float(times.max()):g} were asked for; draw it "
+                         "with G.sample_motion(n, frames) for enough frames.")
 
 
 def _gather_time(noise: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
