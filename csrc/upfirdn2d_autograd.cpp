@@ -26,7 +26,8 @@ using torch::autograd::variable_list;
 // The ops through the dispatcher (so autograd sees the calls the backward makes).
 at::Tensor op_upfirdn2d(const at::Tensor& x, const at::Tensor& f, int64_t upx, int64_t upy, int64_t downx,
                         int64_t downy, int64_t px0, int64_t px1, int64_t py0, int64_t py1, bool flip, double gain) {
-  static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("vidgan::upfirdn2d", "").typed<decltype(upfirdn2d)>();
+  static const auto op =
+      c10::Dispatcher::singleton().findSchemaOrThrow("vidgan::upfirdn2d", "").typed<decltype(upfirdn2d)>();
   return op.call(x, f, upx, upy, downx, downy, px0, px1, py0, py1, flip, gain);
 }
 
@@ -105,7 +106,8 @@ struct FusedUpsampleFn : public torch::autograd::Function<FusedUpsampleFn> {
     at::AutoDispatchBelowADInplaceOrView guard;
     at::Tensor y = op_fused_upsample(x, f, bias, upx, upy, px0, px1, py0, py1, flip, gain, act, alpha, act_gain, clamp);
     ctx->save_for_backward({y, f});
-    ctx->saved_data["i"] = std::vector<int64_t>{upx, upy, px0, py0, x.size(2), x.size(3), bias.has_value() && bias->defined()};
+    ctx->saved_data["i"] =
+        std::vector<int64_t>{upx, upy, px0, py0, x.size(2), x.size(3), bias.has_value() && bias->defined()};
     ctx->saved_data["flip"] = flip;
     ctx->saved_data["d"] = std::vector<double>{gain, alpha, act_gain, clamp};
     ctx->saved_data["act"] = act;
@@ -121,8 +123,8 @@ struct FusedUpsampleFn : public torch::autograd::Function<FusedUpsampleFn> {
     const auto qy = adjoint_pads(i[4], y.size(2), i[1], 1, i[3], f.size(0));
     const bool bias_grad = i[6] && ctx->needs_input_grad(2);
     auto [dx, db] = op_fused_upsample_grad(grads[0], y, f, i[0], i[1], qx.first, qx.second, qy.first, qy.second,
-                                           !ctx->saved_data["flip"].toBool(), d[0], ctx->saved_data["act"].toStringRef(),
-                                           d[1], d[2], d[3], bias_grad);
+                                           !ctx->saved_data["flip"].toBool(), d[0],
+                                           ctx->saved_data["act"].toStringRef(), d[1], d[2], d[3], bias_grad);
     variable_list out(15);
     out[0] = dx;
     if (bias_grad) out[2] = db;

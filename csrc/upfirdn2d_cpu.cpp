@@ -224,9 +224,11 @@ struct NhwcPlan {
         }
         scalar_t* __restrict dst = out + ((n * OH + oy) * OW + ox) * C;
         if (bias) {
-          for (int64_t c = 0; c < C; ++c) dst[c] = static_cast<scalar_t>(epi.template apply<A, true, CLAMP>(ac[c], bias[c]));
+          for (int64_t c = 0; c < C; ++c)
+            dst[c] = static_cast<scalar_t>(epi.template apply<A, true, CLAMP>(ac[c], bias[c]));
         } else if (epilogue) {
-          for (int64_t c = 0; c < C; ++c) dst[c] = static_cast<scalar_t>(epi.template apply<A, false, CLAMP>(ac[c], T(0)));
+          for (int64_t c = 0; c < C; ++c)
+            dst[c] = static_cast<scalar_t>(epi.template apply<A, false, CLAMP>(ac[c], T(0)));
         } else {
           for (int64_t c = 0; c < C; ++c) dst[c] = static_cast<scalar_t>(ac[c]);
         }

@@ -121,6 +121,13 @@ struct LanesPlan {
     }
   }
 
+  // compute() with the bias (b) and clamp (c) flags made compile-time.
+  template <int VB, Act A>
+  VIDGAN_INLINE void compute_bc(bool b, bool c, int64_t p0, int64_t n, const T* __restrict S) const {
+    if (b) return c ? compute<VB, A, true, true>(p0, n, S) : compute<VB, A, true, false>(p0, n, S);
+    return c ? compute<VB, A, false, true>(p0, n, S) : compute<VB, A, false, false>(p0, n, S);
+  }
+
   // Planes [p0, p0 + n) of the batch, n <= L.
   template <int VB>
   VIDGAN_INLINE void block(int64_t p0, int64_t n, T* __restrict S, T* __restrict tmp) const {
@@ -147,14 +154,11 @@ struct LanesPlan {
     const bool b = bias != nullptr, c = mode == Mode::BiasAct && p.clamp >= 0;
     switch (mode == Mode::BiasAct ? p.act : Act::Linear) {
       case Act::LRelu:
-        return b ? (c ? compute<VB, Act::LRelu, true, true>(p0, n, S) : compute<VB, Act::LRelu, true, false>(p0, n, S))
-                 : (c ? compute<VB, Act::LRelu, false, true>(p0, n, S) : compute<VB, Act::LRelu, false, false>(p0, n, S));
+        return compute_bc<VB, Act::LRelu>(b, c, p0, n, S);
       case Act::Relu:
-        return b ? (c ? compute<VB, Act::Relu, true, true>(p0, n, S) : compute<VB, Act::Relu, true, false>(p0, n, S))
-                 : (c ? compute<VB, Act::Relu, false, true>(p0, n, S) : compute<VB, Act::Relu, false, false>(p0, n, S));
+        return compute_bc<VB, Act::Relu>(b, c, p0, n, S);
       default:
-        return b ? (c ? compute<VB, Act::Linear, true, true>(p0, n, S) : compute<VB, Act::Linear, true, false>(p0, n, S))
-                 : (c ? compute<VB, Act::Linear, false, true>(p0, n, S) : compute<VB, Act::Linear, false, false>(p0, n, S));
+        return compute_bc<VB, Act::Linear>(b, c, p0, n, S);
     }
   }
 

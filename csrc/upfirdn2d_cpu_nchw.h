@@ -255,11 +255,13 @@ struct NchwPlan {
       for (int64_t ry = 0; ry < Py; ++ry) {
         const int64_t nt = std::min(t_end, ay.ph[ry].count) - t0;
         const T* a = acc + 2 * ry * acc_stride + (g * Ly + t0 - u0) * Lx;
-        if (nt > 0) zip_rows<VB, A, BIAS, CLAMP>(inter + ry * istride, a, a + acc_stride, (nt - 1) * Lx + (OW + 1) / 2, b, epi);
+        if (nt > 0)
+          zip_rows<VB, A, BIAS, CLAMP>(inter + ry * istride, a, a + acc_stride, (nt - 1) * Lx + (OW + 1) / 2, b, epi);
       }
       for (int64_t t = t0; t < t_end; ++t)
         for (int64_t ry = 0; ry < Py; ++ry)
-          if (t < ay.ph[ry].count) copy_row(out_plane + (ry + t * Py) * OW, inter + ry * istride + (t - t0) * 2 * Lx, OW);
+          if (t < ay.ph[ry].count)
+            copy_row(out_plane + (ry + t * Py) * OW, inter + ry * istride + (t - t0) * 2 * Lx, OW);
     }
   }
 #endif

@@ -229,7 +229,9 @@ DevParams<acc_t> make_dev_params(const Upfirdn2dParams& p, Mode mode, const Kern
   d.w_in_smem = p.fh * p.fw * int64_t(sizeof(acc_t)) <= kMaxFilterSmem;
   const int64_t w_bytes = d.w_in_smem ? p.fh * p.fw * int64_t(sizeof(acc_t)) : 0;
   int64_t toh = std::min<int64_t>(kMaxTileH, p.out_h), tow = std::min<int64_t>(kMaxTileW, p.out_w);
-  auto footprint = [](int64_t t, int64_t down, int64_t taps, int64_t up) { return ((t - 1) * down + taps - 1) / up + 1; };
+  auto footprint = [](int64_t t, int64_t down, int64_t taps, int64_t up) {
+    return ((t - 1) * down + taps - 1) / up + 1;
+  };
   auto smem_bytes = [&] {
     const int64_t in_h = footprint(toh, p.downy, p.fh, p.upy), in_w = footprint(tow, p.downx, p.fw, p.upx);
     return w_bytes + in_h * in_w * int64_t(sizeof(acc_t));

@@ -82,7 +82,9 @@ int64_t pow2_floor(int64_t v) {
 bool aligned(const at::Tensor& t, int64_t bytes) {
   return t.defined() && reinterpret_cast<std::uintptr_t>(t.data_ptr()) % static_cast<std::uintptr_t>(bytes) == 0;
 }
-int64_t footprint(int64_t tile, int64_t down, int64_t taps, int64_t up) { return ((tile - 1) * down + taps - 1) / up + 1; }
+int64_t footprint(int64_t tile, int64_t down, int64_t taps, int64_t up) {
+  return ((tile - 1) * down + taps - 1) / up + 1;
+}
 
 // The launch plan, or false when v2 cannot take the call.
 bool make_plan(const Upfirdn2dParams& p, Mode mode, const KernelArgs& a, const Family& fam, bool cl, Plan& d) {
@@ -107,12 +109,14 @@ bool make_plan(const Upfirdn2dParams& p, Mode mode, const KernelArgs& a, const F
     cpb = std::max<int64_t>(1, std::min<int64_t>(target / (toh * tow), kThreads));
     // Small planes: enough groups for about two block items per SM, but at least 64 tasks per item.
     const int64_t want_groups = (2 * sm_count(a.out.get_device()) + tiles - 1) / tiles;
-    const int64_t fill = std::max<int64_t>((planes + want_groups - 1) / want_groups, (64 + tasks_plane - 1) / tasks_plane);
+    const int64_t fill =
+        std::max<int64_t>((planes + want_groups - 1) / want_groups, (64 + tasks_plane - 1) / tasks_plane);
     cpb = std::min<int64_t>({cpb, fill, planes});
   } else {
     cpb = std::min<int64_t>(p.c, 32);  // a warp of channels per pixel
     const int64_t spatial = std::max<int64_t>(mty * mtx, target / cpb);
-    tow = std::min<int64_t>(round_up(ext_w, mtx), std::max<int64_t>(mtx, pow2_floor((int64_t)std::sqrt((double)spatial))));
+    tow = std::min<int64_t>(round_up(ext_w, mtx),
+                            std::max<int64_t>(mtx, pow2_floor((int64_t)std::sqrt((double)spatial))));
     toh = std::min<int64_t>(round_up(ext_h, mty), std::max<int64_t>(mty, pow2_floor(spatial / tow) / mty * mty));
   }
   // NCHW: 4-wide staging loads when rows (and planes) start aligned; channels_last: when channels do.

@@ -274,7 +274,8 @@ __global__ void __launch_bounds__(kThreads)
         const int ry = (sy + k0y) / upy - iy0, rx = (sx + k0x) / upx - ix0;  // exact divisions
         for (int ky = k0y, r = ry; ky < p.fh; ky += upy, ++r) {
           const float* wrow = w + ky * p.fw;
-          for (int kx = k0x, cc = rx; kx < p.fw; kx += upx, ++cc) acc[0][0] += __ldg(wrow + kx) * s_in[sidx(p, ax, c, r, cc)];
+          for (int kx = k0x, cc = rx; kx < p.fw; kx += upx, ++cc)
+            acc[0][0] += __ldg(wrow + kx) * s_in[sidx(p, ax, c, r, cc)];
         }
       }
       float b = 0.f;
@@ -322,7 +323,8 @@ __global__ void __launch_bounds__(kThreads)
               if (ly >= 0 && ly < p.tih && lx >= 0 && lx < p.tiw) {
                 sum += s_in[sidx(p, ax, c, ly, lx)];
               } else {
-                sum += load_in<MODE>(x + q.in_base, y + q.in_base, int64_t(c) * q.in_cs + iy * q.in_rs + ix * q.in_xs, p);
+                sum += load_in<MODE>(x + q.in_base, y + q.in_base,
+                                     int64_t(c) * q.in_cs + iy * q.in_rs + ix * q.in_xs, p);
               }
             }
           }
